@@ -1,0 +1,272 @@
+"""Pydantic request/response models and the customer data schema, in one place.
+
+The customer schema says which columns exist, the header spellings accepted for each, which are
+required, which are personal data (never features, never sent to the LLM, never logged) and how
+values are normalised. Uploads, training and retraining all read customer files through it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+# ---------------------------------------------------------------------------------------------
+# Customer data schema
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One canonical customer column and how spreadsheets may spell it."""
+
+    name: str
+    aliases: tuple[str, ...]
+    required: bool
+    pii: bool
+    feature: bool
+
+
+CUSTOMER_ID, DATE_JOINED, LOCATION, GENDER, LOYALTY_TIER = (
+    "Customer ID", "Date Joined", "Location", "Gender", "Loyalty Tier")
+
+CUSTOMER_COLUMNS: tuple[ColumnSpec, ...] = (
+    ColumnSpec(CUSTOMER_ID, ("customer id", "customer_id", "cust_id", "id", "customer no",
+                             "customer number", "member id", "member no", "membership id"),
+               required=False, pii=True, feature=False),
+    ColumnSpec(DATE_JOINED, ("date joined", "date_joined", "joined_date", "join_date", "ks date",
+                             "joined", "join date", "joined on", "member since", "signup date",
+                             "sign up date", "registration date", "date registered", "start date"),
+               required=True, pii=False, feature=True),
+    ColumnSpec(LOCATION, ("location", "branch", "region", "area", "planning area", "town",
+                          "district", "neighbourhood", "neighborhood", "store location"),
+               required=True, pii=False, feature=True),
+    ColumnSpec(GENDER, ("gender", "sex"), required=False, pii=False, feature=True),
+    ColumnSpec(LOYALTY_TIER, ("loyalty tier", "loyalty_tier", "tier", "membership_level",
+                              "membership level", "membership tier", "member tier", "loyalty level",
+                              "loyalty status", "membership"),
+               required=True, pii=False, feature=True),
+    ColumnSpec("Full Name", ("full name", "name", "customer name", "first name", "last name",
+                             "surname", "given name"), required=False, pii=True, feature=False),
+    ColumnSpec("Email Address", ("email address", "email", "e-mail", "email_address", "mail"),
+               required=False, pii=True, feature=False),
+    ColumnSpec("Phone Number", ("phone number", "phone", "mobile", "mobile number", "contact number",
+                                "tel", "telephone", "hp", "handphone"),
+               required=False, pii=True, feature=False),
+    ColumnSpec("Notes", ("notes", "note", "remarks", "comments", "comment"),
+               required=False, pii=True, feature=False),
+)
+FEATURE_COLUMNS = tuple(c.name for c in CUSTOMER_COLUMNS if c.feature)
+REQUIRED_COLUMNS = tuple(c.name for c in CUSTOMER_COLUMNS if c.required)
+
+TIER_ORDER = {"Silver": 1, "Gold": 2, "Platinum": 3}
+GENDERS = ("Female", "Male", "Other", "Unknown")
+
+_TIER_SYNONYMS = {
+    "silver": "Silver", "basic": "Silver", "standard": "Silver", "classic": "Silver",
+    "regular": "Silver", "entry": "Silver", "1": "Silver", "s": "Silver",
+    "gold": "Gold", "premium": "Gold", "plus": "Gold", "2": "Gold", "g": "Gold",
+    "platinum": "Platinum", "plat": "Platinum", "vip": "Platinum", "elite": "Platinum",
+    "diamond": "Platinum", "3": "Platinum", "p": "Platinum",
+}
+_TIER_NOISE_WORDS = re.compile(r"\b(tier|member(ship)?|level|status|card|class)\b")
+_GENDER_SYNONYMS = {
+    "m": "Male", "male": "Male", "man": "Male", "men": "Male", "boy": "Male", "mr": "Male",
+    "f": "Female", "female": "Female", "woman": "Female", "women": "Female", "girl": "Female",
+    "ms": "Female", "mrs": "Female", "other": "Other", "non-binary": "Other", "nonbinary": "Other",
+    "non binary": "Other", "x": "Other", "prefer not to say": "Unknown", "undisclosed": "Unknown",
+    "unknown": "Unknown", "n/a": "Unknown", "na": "Unknown", "-": "Unknown", "": "Unknown",
+}
+
+
+def header_key(header: object) -> str:
+    """Compare headers ignoring case, spaces, underscores and punctuation."""
+    return re.sub(r"[^0-9a-z]", "", str(header).lower())
+
+
+_HEADER_LOOKUP: dict[str, str] = {}
+for _spec in CUSTOMER_COLUMNS:
+    for _alias in (_spec.name, *_spec.aliases):
+        _HEADER_LOOKUP.setdefault(header_key(_alias), _spec.name)
+
+
+def canonical_column(header: object) -> str | None:
+    """The canonical column a spreadsheet header stands for, or None when it is not ours."""
+    return _HEADER_LOOKUP.get(header_key(header))
+
+
+def accepted_names(column: str) -> list[str]:
+    """Header spellings accepted for a canonical column, for error messages and /options."""
+    spec = next(c for c in CUSTOMER_COLUMNS if c.name == column)
+    return [spec.name, *spec.aliases]
+
+
+def normalise_tier(value: object) -> str | None:
+    """Map a tier spelling to Silver/Gold/Platinum, or None when it is not a tier we know."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text.endswith(".0"):
+        text = text[:-2]
+    text = _TIER_NOISE_WORDS.sub(" ", text).strip()
+    return _TIER_SYNONYMS.get(text)
+
+
+def normalise_gender(value: object) -> str | None:
+    """Map a gender spelling to Female/Male/Other/Unknown, or None when unrecognised."""
+    text = "" if value is None else str(value).strip().lower().rstrip(".")
+    return _GENDER_SYNONYMS.get(text)
+
+
+def normalise_location(value: object) -> str | None:
+    """Tidy a location: trimmed, single-spaced, title case; None when blank."""
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    if not text or text.lower() in {"nan", "none", "null", "n/a", "-"}:
+        return None
+    return text.title()
+
+
+# ---------------------------------------------------------------------------------------------
+# Campaign inputs (smart form, upload form fields)
+# ---------------------------------------------------------------------------------------------
+
+PLATFORMS = ("Instagram", "Facebook", "TikTok", "LinkedIn", "X", "Email", "Website")
+TONES = ("Professional", "Casual", "Playful", "Empathetic", "Fun", "Inspirational", "Urgent")
+OUTPUTS = ("text", "image", "both")
+FUNNEL_STAGES = ("Awareness", "Consideration", "Conversion", "Retention", "Advocacy")
+ENGAGEMENT_LEVELS = ("Low", "Medium", "High")
+OBJECTIVE_SUGGESTIONS = (
+    "Drive app installs", "Increase sales", "Build brand awareness", "Generate leads",
+    "Retain existing customers", "Promote an event", "Drive website traffic",
+    "Launch a new product", "Win back lapsed customers",
+)
+INDUSTRY_SUGGESTIONS = (
+    "Retail", "Food & Beverage", "Beauty & Wellness", "Fashion", "Travel & Hospitality",
+    "Financial Services", "Education", "Technology", "Healthcare", "Real Estate",
+)
+_ALIASES = {
+    "twitter": "X", "x (twitter)": "X", "fb": "Facebook", "ig": "Instagram", "e-mail": "Email",
+    "email newsletter": "Email", "web": "Website", "blog": "Website", "tiktok": "TikTok",
+    "linkedin": "LinkedIn", "image prompt": "image", "image_prompt": "image", "text and image": "both",
+    "text + image": "both", "tofu": "Awareness", "mofu": "Consideration", "bofu": "Conversion",
+    "awareness stage": "Awareness", "loyalty": "Retention", "med": "Medium", "moderate": "Medium",
+}
+
+
+def _choice(allowed: tuple[str, ...]):
+    """A validator that accepts any casing or a common alias and returns the canonical value."""
+    lookup = {a.lower(): a for a in allowed}
+
+    def pick(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        key = " ".join(value.split()).lower()
+        canonical = _ALIASES.get(key, key)
+        return lookup.get(canonical.lower(), value)
+
+    return BeforeValidator(pick)
+
+
+Platform = Annotated[Literal[PLATFORMS], _choice(PLATFORMS)]  # type: ignore[valid-type]
+Tone = Annotated[Literal[TONES], _choice(TONES)]  # type: ignore[valid-type]
+Output = Annotated[Literal[OUTPUTS], _choice(OUTPUTS)]  # type: ignore[valid-type]
+FunnelStage = Annotated[Literal[FUNNEL_STAGES], _choice(FUNNEL_STAGES)]  # type: ignore[valid-type]
+Engagement = Annotated[Literal[ENGAGEMENT_LEVELS], _choice(ENGAGEMENT_LEVELS)]  # type: ignore[valid-type]
+ShortText = Annotated[str, Field(min_length=1, max_length=300)]
+OptionalText = Annotated[str | None, Field(default=None, max_length=300)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ContentPreferences(_Strict):
+    """How the content should come out."""
+
+    platform: Platform = "Instagram"
+    tone: Tone = "Professional"
+    prefer_output: Output = "text"
+    num_variants: int = Field(1, ge=1, le=5)
+    language: str | None = Field(None, max_length=40, description="e.g. English, Chinese, Malay")
+
+
+class CampaignInputs(_Strict):
+    """What the campaign is about; free text is length-limited and quoted as data in prompts."""
+
+    objective: ShortText
+    industry: str = Field(min_length=1, max_length=100)
+    funnel_stage: FunnelStage
+    past_engagement: Engagement
+    brand_name: str | None = Field(None, max_length=100)
+    product: OptionalText
+    offer: OptionalText
+
+
+class Audience(_Strict):
+    """Optional audience traits of the smart form; when given, the pipeline picks the persona."""
+
+    location: str | None = Field(None, max_length=100)
+    gender: str | None = Field(None, max_length=30)
+    loyalty_tier: str | None = Field(None, max_length=30)
+    date_joined: date | None = None
+    join_month: int | None = Field(None, ge=1, le=12)
+    join_year: int | None = Field(None, ge=1980, le=2100)
+
+    @model_validator(mode="after")
+    def _join_fields_together(self) -> "Audience":
+        if (self.join_month is None) != (self.join_year is None) and self.date_joined is None:
+            raise ValueError("give join_month and join_year together, or date_joined")
+        if self.date_joined and self.date_joined > date.today():
+            raise ValueError("date_joined is in the future")
+        return self
+
+    def given(self) -> bool:
+        return any(v is not None for v in self.model_dump().values())
+
+
+class GeneratePromoRequest(ContentPreferences, CampaignInputs, Audience):
+    """Body of POST /generate-promo."""
+
+    cluster_id: int | None = Field(None, ge=0, description="Use this segment's persona.")
+
+
+class GeneratePostRequest(ContentPreferences):
+    """Body of POST /generate-post: new content for one segment of an upload or one persona."""
+
+    cluster_id: int = Field(ge=0)
+    upload_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
+    objective: OptionalText
+    industry: str | None = Field(None, max_length=100)
+    funnel_stage: FunnelStage | None = None
+    past_engagement: Engagement | None = None
+    brand_name: str | None = Field(None, max_length=100)
+    product: OptionalText
+    offer: OptionalText
+
+
+class UploadForm(ContentPreferences):
+    """Optional campaign fields sent with an upload (multipart form fields)."""
+
+    objective: str = Field("Increase sales", min_length=1, max_length=300)
+    industry: str = Field("Retail", min_length=1, max_length=100)
+    funnel_stage: FunnelStage = "Consideration"
+    past_engagement: Engagement = "Medium"
+    brand_name: str | None = Field(None, max_length=100)
+    product: OptionalText
+    offer: OptionalText
+
+
+def campaign_of(request: BaseModel) -> CampaignInputs:
+    """The campaign part of any request model."""
+    return CampaignInputs.model_validate(request.model_dump(include=set(CampaignInputs.model_fields)))
+
+
+def preferences_of(request: BaseModel) -> ContentPreferences:
+    """The preferences part of any request model."""
+    return ContentPreferences.model_validate(
+        request.model_dump(include=set(ContentPreferences.model_fields)))
