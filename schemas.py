@@ -8,10 +8,12 @@ values are normalised. Uploads, training and retraining all read customer files 
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 
+from flask_openapi3 import FileStorage
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +130,7 @@ def normalise_location(value: object) -> str | None:
     text = " ".join(str(value).split())
     if not text or text.lower() in {"nan", "none", "null", "n/a", "-"}:
         return None
-    return text.title()
+    return string.capwords(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,3 +272,184 @@ def preferences_of(request: BaseModel) -> ContentPreferences:
     """The preferences part of any request model."""
     return ContentPreferences.model_validate(
         request.model_dump(include=set(ContentPreferences.model_fields)))
+
+
+class UploadRequest(UploadForm):
+    """Multipart body of POST /upload-excel: the file plus optional campaign fields."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    file: FileStorage = Field(description="The customer list: .xlsx, .xls or .csv (field name `file`).")
+
+    def campaign(self) -> UploadForm:
+        return UploadForm.model_validate(self.model_dump(exclude={"file"}))
+
+
+class UploadPath(BaseModel):
+    upload_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="Id returned by POST /upload-excel.")
+
+
+class PersonaPath(BaseModel):
+    cluster_id: int = Field(ge=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses (documented in /openapi.json so the frontend can generate a typed client)
+# ---------------------------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. missing_columns.")
+    message: str = Field(description="What is wrong and how to fix it.")
+    details: Any = None
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error, whatever the route or status."""
+
+    status: Literal["error"] = "error"
+    error: ErrorBody
+
+
+ERROR_RESPONSES: dict[int, type[BaseModel]] = {code: ErrorEnvelope for code in
+                                                (400, 404, 405, 413, 415, 422, 429, 500, 503)}
+
+
+class Check(BaseModel):
+    name: str
+    passed: bool
+    detail: str | None = None
+
+
+class Variant(BaseModel):
+    text: str | None
+    headline: str | None = None
+    cta: str | None = None
+    hashtags: list[str] = []
+    image_prompt: str | None = None
+    image_url: str | None = None
+    char_count: int = 0
+    shortened: bool = False
+    score: int = Field(0, ge=0, le=100)
+    checks: list[Check] = []
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class Content(BaseModel):
+    provider: Literal["openai", "offline"]
+    model: str | None = None
+    cached: bool = False
+    degraded: bool = False
+    degraded_reason: str | None = None
+    variants: list[Variant]
+    text: str | None = None
+    image_prompt: str | None = None
+    usage: Usage = Usage()
+    elapsed_ms: int = 0
+
+
+class Persona(BaseModel):
+    """Aggregate portrait of a segment; never contains customer-level data."""
+
+    model_config = ConfigDict(extra="allow")
+    cluster_id: int | None
+    name: str
+    summary: str
+    size: int
+    share: float
+    traits: dict[str, Any]
+    distinguishing_traits: list[dict[str, Any]]
+    suggested_tone: str
+    content_angles: list[str]
+
+
+class PromoResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    model_version: str | None
+    cluster_id: int | None
+    persona: Persona
+    persona_source: Literal["audience", "cluster_id", "general", "upload"]
+    confidence: float | None = None
+    audience_assumed: dict[str, Any] | None = None
+    upload_id: str | None = None
+    content: Content
+
+
+class SegmentResult(BaseModel):
+    cluster_id: int
+    persona: Persona
+    size: int
+    share: float
+    mean_confidence: float
+    reassigned: int
+    content: Content
+
+
+class RowCounts(BaseModel):
+    received: int
+    used: int
+    skipped: int
+    reassigned_from_noise: int
+
+
+class SkippedExample(BaseModel):
+    row: int = Field(description="Spreadsheet row number (the header is row 1).")
+    reason: str
+
+
+class UploadResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    upload_id: str
+    model_version: str
+    file: dict[str, Any]
+    rows: RowCounts
+    skipped_examples: list[SkippedExample]
+    segments: list[SegmentResult] = Field(description="Largest first.")
+    timings_ms: dict[str, float]
+
+
+class PersonasResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    model_version: str
+    personas: list[Persona]
+
+
+class PersonaResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    model_version: str
+    persona: Persona
+    profile: dict[str, Any] | None
+
+
+class OptionsResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    model_version: str | None
+    locations: list[str]
+    genders: list[str]
+    loyalty_tiers: list[str]
+    objectives: list[str]
+    industries: list[str]
+    funnel_stages: list[str]
+    past_engagement: list[str]
+    platforms: list[str]
+    tones: list[str]
+    outputs: list[str]
+    num_variants: dict[str, int]
+    segments: list[dict[str, Any]]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "error"]
+    service_version: str
+    model_version: str | None
+    model_created_at: str | None
+    persona_count: int
+    content_provider: Literal["openai", "offline"]
+    next_retrain: str | None
+    scheduler: str | None = None
+    warning: str | None = None
+    error: ErrorBody | None = None

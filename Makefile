@@ -1,0 +1,40 @@
+# The two commands: `make run` serves the API on the bundled default model, `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# numba: a writable on-disk cache (the venv may be read-only) and a fork-safe threading layer.
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+export NUMBA_THREADING_LAYER ?= workqueue
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: run test train model bench lint install clean-model
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	@touch $@
+
+# Build the default model from the bundled sample when MODEL_DIR holds no live release.
+model: $(STAMP)
+	@$(PY) -m portal.bootstrap || $(VENV)/bin/flask --app app train
+
+run: model
+	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+train: $(STAMP)
+	$(VENV)/bin/flask --app app train $(if $(DATA),--data $(DATA),)
+
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .

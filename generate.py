@@ -1,0 +1,274 @@
+"""The façade the routes call: request → validation → ingestion → placement → persona → content.
+
+Each public function takes validated input and the process's ``Services`` and returns the JSON
+body of the response, so routes stay a few lines and the same flows are usable from the CLI.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from portal.content import ContentService
+from portal.errors import BadRequest, NotFound
+from portal.ingestion import read_customer_file
+from portal.live_model import LiveRelease, ModelHolder
+from portal.personas import GENERAL_AUDIENCE
+from portal.settings import Settings
+from portal.upload_store import UploadStore, new_upload_id
+from schemas import (
+    DATE_JOINED, ENGAGEMENT_LEVELS, FUNNEL_STAGES, GENDER, GENDERS, INDUSTRY_SUGGESTIONS, LOCATION,
+    LOYALTY_TIER, OBJECTIVE_SUGGESTIONS, OUTPUTS, PLATFORMS, TIER_ORDER, TONES, CampaignInputs,
+    GeneratePostRequest, GeneratePromoRequest, UploadForm, campaign_of, normalise_gender,
+    normalise_location, normalise_tier, preferences_of,
+)
+
+log = logging.getLogger(__name__)
+SERVICE_VERSION = "1.0.0"
+
+
+@dataclass
+class Services:
+    """Everything a request needs, created once per process by the app factory."""
+
+    settings: Settings
+    models: ModelHolder
+    content: ContentService
+    uploads: UploadStore
+    scheduler: Any = None
+
+    def release_or_none(self) -> LiveRelease | None:
+        return self.models.release
+
+    def model_version(self) -> str | None:
+        release = self.models.release
+        return release.version if release else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Smart form
+# ---------------------------------------------------------------------------------------------
+
+def _audience_row(request: GeneratePromoRequest, release: LiveRelease) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One canonical customer row from the form's audience fields; gaps filled with the base's mode."""
+    defaults = release.model.defaults_
+    assumed: dict[str, Any] = {}
+    location = normalise_location(request.location) if request.location else None
+    if request.gender is not None and normalise_gender(request.gender) is None:
+        raise BadRequest(f"gender '{request.gender[:30]}' is not recognised; use one of {', '.join(GENDERS)}.")
+    if request.loyalty_tier is not None and normalise_tier(request.loyalty_tier) is None:
+        raise BadRequest(f"loyalty_tier '{request.loyalty_tier[:30]}' is not recognised; "
+                         f"use one of {', '.join(TIER_ORDER)}.")
+    gender = normalise_gender(request.gender) if request.gender else None
+    tier = normalise_tier(request.loyalty_tier) if request.loyalty_tier else None
+    if request.date_joined:
+        joined = pd.Timestamp(request.date_joined)
+    elif request.join_year:
+        joined = pd.Timestamp(year=request.join_year, month=request.join_month or 1, day=1)
+        if joined.date() > date.today():
+            raise BadRequest("join_year/join_month is in the future; use a past month.")
+    else:
+        joined = None
+    if location is None:
+        location = assumed["location"] = defaults["location"]
+    if gender is None:
+        gender = assumed["gender"] = defaults["gender"]
+    if tier is None:
+        tier = assumed["loyalty_tier"] = defaults["tier"]
+    if joined is None:
+        joined = pd.Timestamp(year=defaults["join_year"], month=defaults["join_month"], day=1)
+        assumed["date_joined"] = joined.date().isoformat()
+    row = pd.DataFrame({LOCATION: [location], GENDER: [gender], LOYALTY_TIER: [tier], DATE_JOINED: [joined]})
+    return row, assumed
+
+
+def generate_promo(request: GeneratePromoRequest, services: Services) -> dict[str, Any]:
+    """Content for a campaign, aligned with the persona of the audience described (or chosen)."""
+    campaign, prefs = campaign_of(request), preferences_of(request)
+    extra: dict[str, Any] = {}
+    release = None
+    if request.given():
+        release = services.models.current()
+        row, assumed = _audience_row(request, release)
+        placement = release.model.place(row)
+        cluster_id = int(placement.cluster_id[0])
+        persona, source = release.persona(cluster_id), "audience"
+        extra = {"confidence": float(placement.confidence[0]), "audience_assumed": assumed}
+    elif request.cluster_id is not None:
+        release = services.models.current()
+        cluster_id, persona, source = request.cluster_id, release.persona(request.cluster_id), "cluster_id"
+    else:
+        release = services.release_or_none()
+        cluster_id, persona, source = None, GENERAL_AUDIENCE, "general"
+    content = services.content.generate(persona, campaign, prefs)
+    return {"status": "ok", "model_version": release.version if release else None, "cluster_id": cluster_id,
+            "persona": persona, "persona_source": source, **extra, "content": content}
+
+
+def generate_post(request: GeneratePostRequest, services: Services) -> dict[str, Any]:
+    """Regenerate content for one segment of an earlier upload, or for one persona, with new preferences."""
+    overrides = request.model_dump(include=set(CampaignInputs.model_fields), exclude_none=True)
+    if request.upload_id:
+        record = services.uploads.record(request.upload_id)
+        segment = next((s for s in record["segments"] if s["cluster_id"] == request.cluster_id), None)
+        if segment is None:
+            raise NotFound(f"Upload {request.upload_id} has no segment {request.cluster_id}; its segments are "
+                           f"{[s['cluster_id'] for s in record['segments']]}.")
+        persona, model_version, source = segment["persona"], record["model_version"], "upload"
+        campaign = CampaignInputs.model_validate({**record["campaign"], **overrides})
+    else:
+        release = services.models.current()
+        persona, model_version, source = release.persona(request.cluster_id), release.version, "cluster_id"
+        missing = [f for f in ("objective", "industry", "funnel_stage", "past_engagement") if f not in overrides]
+        if missing:
+            raise BadRequest(f"Without upload_id, give the campaign fields: {', '.join(missing)}.",
+                             details={"missing": missing})
+        campaign = CampaignInputs.model_validate(overrides)
+    content = services.content.generate(persona, campaign, preferences_of(request))
+    return {"status": "ok", "model_version": model_version, "upload_id": request.upload_id,
+            "cluster_id": request.cluster_id, "persona": persona, "persona_source": source, "content": content}
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset upload
+# ---------------------------------------------------------------------------------------------
+
+def process_upload(data: bytes, filename: str | None, form: UploadForm, services: Services) -> dict[str, Any]:
+    """Validate a customer file, place every row, and return one persona and content per segment."""
+    started = time.perf_counter()
+    settings = services.settings
+    table = read_customer_file(data, filename=filename, max_rows=settings.max_upload_rows)
+    release = services.models.current()
+    placement = release.model.place(table.frame)
+    placed_ms = (time.perf_counter() - started) * 1000
+
+    counts = pd.Series(placement.cluster_id).value_counts()
+    used = int(len(table.frame))
+    campaign, prefs = campaign_of(form), preferences_of(form)
+    segment_ids = [int(c) for c in counts.index]
+    contents = services.content.generate_many([(release.persona(c), campaign, prefs) for c in segment_ids])
+    segments = []
+    for cluster_id, content in zip(segment_ids, contents):
+        in_segment = placement.cluster_id == cluster_id
+        segments.append({
+            "cluster_id": cluster_id,
+            "persona": release.persona(cluster_id),
+            "size": int(counts[cluster_id]),
+            "share": round(int(counts[cluster_id]) / used, 4),
+            "mean_confidence": round(float(placement.confidence[in_segment].mean()), 3),
+            "reassigned": int(placement.reassigned[in_segment].sum()),
+            "content": content,
+        })
+    upload_id = new_upload_id()
+    body = {
+        "status": "ok",
+        "upload_id": upload_id,
+        "model_version": release.version,
+        "file": {"format": table.file_format, "sheet": table.sheet, "columns": table.columns},
+        "rows": {"received": table.rows_received, "used": used, "skipped": table.skipped_count,
+                 "reassigned_from_noise": placement.reassigned_count},
+        "skipped_examples": [{"row": s.row, "reason": s.reason} for s in table.skipped_examples],
+        "segments": segments,
+        "timings_ms": {"placement": round(placed_ms, 1),
+                       "total": round((time.perf_counter() - started) * 1000, 1)},
+    }
+    services.uploads.save(upload_id, data, table.file_format,
+                          {**body, "campaign": campaign.model_dump(), "filename": None},
+                          table.frame["source_row"].to_numpy(), placement.cluster_id, placement.confidence,
+                          placement.reassigned)
+    services.uploads.write_snapshot(upload_id, table.frame)
+    log.info("upload %s: %d rows used, %d skipped, %d segments", upload_id, used, table.skipped_count,
+             len(segments))
+    return body
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutralise(value: object) -> object:
+    """Prefix text that a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def segments_export(upload_id: str, services: Services) -> bytes:
+    """The uploaded customers with segment id, persona name and confidence columns, as .xlsx."""
+    record = services.uploads.record(upload_id)
+    placement = services.uploads.placement(upload_id)
+    path, _ = services.uploads.original(upload_id)
+    table = read_customer_file(path, filename=path.name, max_rows=services.settings.max_upload_rows,
+                               keep_all_columns=True)
+    names = {s["cluster_id"]: s["persona"]["name"] for s in record["segments"]}
+    by_row = pd.DataFrame({"source_row": placement["source_row"], "Segment ID": placement["cluster_id"],
+                           "Confidence": np.round(placement["confidence"], 3),
+                           "Reassigned from noise": placement["reassigned"]})
+    frame = table.raw.merge(by_row, on="source_row", how="inner")
+    frame.insert(len(frame.columns) - 2, "Persona", frame["Segment ID"].map(names))
+    frame = frame.drop(columns="source_row")
+    for column in frame.columns:
+        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
+            frame[column] = frame[column].map(_neutralise)
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        frame.to_excel(writer, index=False, sheet_name="Segments")
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# Personas, options, health
+# ---------------------------------------------------------------------------------------------
+
+def list_personas(services: Services) -> dict[str, Any]:
+    release = services.models.current()
+    return {"status": "ok", "model_version": release.version,
+            "personas": [release.personas[c] for c in sorted(release.personas)]}
+
+
+def get_persona(cluster_id: int, services: Services) -> dict[str, Any]:
+    release = services.models.current()
+    return {"status": "ok", "model_version": release.version, "persona": release.persona(cluster_id),
+            "profile": release.profiles.get(cluster_id)}
+
+
+def options(services: Services) -> dict[str, Any]:
+    """Allowed values for every form dropdown, from the schemas and the live model."""
+    release = services.release_or_none()
+    locations = sorted({k[0] for k in release.model.table_}) if release else []
+    return {"status": "ok", "model_version": release.version if release else None,
+            "locations": locations, "genders": list(GENDERS), "loyalty_tiers": list(TIER_ORDER),
+            "objectives": list(OBJECTIVE_SUGGESTIONS), "industries": list(INDUSTRY_SUGGESTIONS),
+            "funnel_stages": list(FUNNEL_STAGES), "past_engagement": list(ENGAGEMENT_LEVELS),
+            "platforms": list(PLATFORMS), "tones": list(TONES), "outputs": list(OUTPUTS),
+            "num_variants": {"min": 1, "max": 5},
+            "segments": [{"cluster_id": c, "name": p["name"]} for c, p in sorted(release.personas.items())]
+            if release else []}
+
+
+def health(services: Services) -> tuple[dict[str, Any], int]:
+    """Service and model state; 503 with the reason and the fix when no usable model is loaded."""
+    release = services.release_or_none()
+    schedule = services.scheduler.info() if services.scheduler else {"role": "not started", "next_run": None}
+    body: dict[str, Any] = {
+        "status": "ok" if release else "error",
+        "service_version": SERVICE_VERSION,
+        "model_version": release.version if release else None,
+        "model_created_at": release.manifest.get("created_at") if release else None,
+        "persona_count": len(release.personas) if release else 0,
+        "content_provider": services.content.provider_name,
+        "next_retrain": schedule.get("next_run"),
+        "scheduler": schedule.get("role"),
+    }
+    if release and services.models.error:
+        body["warning"] = f"Still serving {release.version}; a newer release was not loaded: {services.models.error}"
+    if not release:
+        body["error"] = {"code": "model_unavailable", "message": services.models.error, "details": None}
+        return body, 503
+    return body, 200

@@ -1,0 +1,80 @@
+"""Flask CLI commands: train, retrain, model list, model rollback, sample-data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from flask import Flask
+
+from portal import model_store
+
+
+def _services(app: Flask):
+    return app.extensions["portal"]
+
+
+def register_cli(app: Flask) -> None:
+    """Attach the commands to ``flask --app app ...``."""
+
+    @app.cli.command("train")
+    @click.option("--data", "paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="Customer files (.xlsx, .xls, .csv); repeat for several. Default: the bundled sample.")
+    @click.option("--no-publish", is_flag=True, help="Write the release but do not make it live.")
+    def train(paths: tuple[Path, ...], no_publish: bool) -> None:
+        """Fit a new model release and make it live."""
+        from portal.training import train_release
+
+        settings = _services(app).settings
+        files = list(paths) or [settings.sample_data_path]
+        staging, manifest, _ = train_release(files, settings.production_models_dir,
+                                             progress=lambda m: click.echo(f"  • {m}"))
+        final = model_store.publish_release(staging, settings.production_models_dir, manifest["version"])
+        if not no_publish:
+            model_store.set_live(settings.model_dir, final)
+        click.echo(json.dumps({"version": manifest["version"], "path": str(final), "live": not no_publish,
+                               "training_rows": manifest["training_rows"], "metrics": manifest["metrics"],
+                               "fit_seconds": manifest["fit_seconds"]}, indent=2))
+
+    @app.cli.command("retrain")
+    def retrain() -> None:
+        """Run the quarterly retraining job now (validate, then swap in atomically)."""
+        from retraining.job import run_retraining
+
+        report = run_retraining(_services(app).settings, progress=lambda m: click.echo(f"  • {m}"))
+        click.echo(report.summary())
+        if report.state not in ("succeeded",):
+            raise SystemExit(1)
+
+    @app.cli.group("model")
+    def model_group() -> None:
+        """Inspect and switch model releases."""
+
+    @model_group.command("list")
+    def model_list() -> None:
+        """Releases in PRODUCTION_MODELS_DIR, newest first; * marks the live one."""
+        settings = _services(app).settings
+        for info in model_store.list_releases(settings.production_models_dir, settings.model_dir):
+            metrics = info.metrics
+            click.echo(f"{'*' if info.live else ' '} {info.version}  rows={info.rows}  "
+                       f"segments={metrics.get('clusters')}  noise={metrics.get('noise_share')}  "
+                       f"created={info.created_at}")
+
+    @model_group.command("rollback")
+    @click.argument("version")
+    def model_rollback(version: str) -> None:
+        """Make an earlier release live again."""
+        from retraining.job import rollback
+
+        click.echo(f"live model is now {rollback(_services(app).settings, version)}")
+
+    @app.cli.command("sample-data")
+    @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--rows", default=5000, show_default=True)
+    @click.option("--seed", default=42, show_default=True)
+    def sample_data(out: Path, rows: int, seed: int) -> None:
+        """Write a synthetic Singapore customer file (and its answer file) for demos and benchmarks."""
+        from portal.sample_data import write_sample
+
+        click.echo(str(write_sample(out, rows=rows, seed=seed)))

@@ -1,0 +1,144 @@
+"""The model a worker serves: loaded and verified from ``MODEL_DIR``, warmed up, hot-reloaded.
+
+A background thread loads the live release when the process starts, then watches the
+``model/current`` pointer and loads a new release when it changes, swapping one reference: a request
+that already holds the old release finishes on it, and no request ever sees half of each.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from portal import model_store
+from portal.errors import ModelUnavailable, NotFound, ReleaseError
+from portal.segmentation import SegmentationModel
+from portal.training import load_segmentation
+
+log = logging.getLogger(__name__)
+NO_MODEL_HINT = "No model has been trained yet. Run `make train` (or `flask --app app train`) and retry."
+
+
+@dataclass
+class LiveRelease:
+    """One loaded release: the fitted pipeline, its personas and profiles, and its manifest."""
+
+    version: str
+    path: Path
+    manifest: dict[str, Any]
+    model: SegmentationModel
+    personas: dict[int, dict]
+    profiles: dict[int, dict]
+    loaded_at: float = field(default_factory=time.time)
+    warm_up_s: float = 0.0
+
+    def persona(self, cluster_id: int) -> dict:
+        try:
+            return self.personas[int(cluster_id)]
+        except KeyError:
+            raise NotFound(f"Segment {cluster_id} does not exist in model {self.version}; "
+                           f"valid ids: {sorted(self.personas)}. GET /personas lists them.") from None
+
+
+def load_release(release_dir: Path, warm_up: bool = True) -> LiveRelease:
+    """Verify checksums and environment, then load every artifact (raises ReleaseError)."""
+    manifest = model_store.verify_release(release_dir)
+    try:
+        model = load_segmentation(release_dir)
+        personas = joblib.load(release_dir / "cluster_personas.pkl")
+        profiles_frame = pd.read_csv(release_dir / "cluster_profiles.csv")
+    except Exception as exc:  # a pickle from elsewhere can fail in many ways; none may crash serving
+        raise ReleaseError(f"Release {release_dir.name} could not be loaded ({exc.__class__.__name__}: "
+                           f"{str(exc)[:200]}). {model_store.REBUILD_HINT}") from None
+    profiles = {int(r["cluster_id"]): r for r in profiles_frame.to_dict(orient="records")}
+    release = LiveRelease(manifest["version"], release_dir, manifest, model, personas, profiles)
+    if warm_up:
+        release.warm_up_s = round(model.warm_up(), 3)
+    return release
+
+
+class ModelHolder:
+    """Per-process holder of the live release, with a watcher thread for hot reload."""
+
+    def __init__(self, model_dir: Path, poll_interval_s: float = 2.0) -> None:
+        self.model_dir = Path(model_dir)
+        self.poll_interval_s = poll_interval_s
+        self._release: LiveRelease | None = None
+        self._error: str | None = NO_MODEL_HINT
+        self._pointer: Path | None = None
+        self._first_load = threading.Event()
+        self._load_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def release(self) -> LiveRelease | None:
+        return self._release
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def current(self, wait_s: float = 60.0) -> LiveRelease:
+        """The live release; waits for the first load, raises ModelUnavailable (503) without one."""
+        if self._release is None and self._thread is not None:
+            self._first_load.wait(wait_s)
+        release = self._release
+        if release is None:
+            raise ModelUnavailable(self._error or NO_MODEL_HINT)
+        return release
+
+    # -- loading -------------------------------------------------------------------------------
+    def reload_if_changed(self) -> bool:
+        """Load the release the pointer names if it is not the one served; True when swapped."""
+        with self._load_lock:
+            target = model_store.live_release_dir(self.model_dir)
+            if target is None:
+                if self._release is None:
+                    self._error = NO_MODEL_HINT
+                return False
+            if target == self._pointer:
+                return False
+            self._pointer = target
+            started = time.perf_counter()
+            try:
+                release = load_release(target)
+            except ReleaseError as exc:
+                self._error = str(exc)
+                log.error("model release not loaded: %s", exc)
+                return False
+            previous = self._release
+            self._release = release
+            self._error = None
+            log.info("serving model %s (loaded in %.2fs, warm-up %.2fs)%s", release.version,
+                     time.perf_counter() - started, release.warm_up_s,
+                     f", replacing {previous.version}" if previous else "")
+            return True
+
+    def _run(self) -> None:
+        try:
+            self.reload_if_changed()
+        finally:
+            self._first_load.set()
+        while not self._stop.wait(self.poll_interval_s):
+            try:
+                self.reload_if_changed()
+            except Exception:  # the watcher must outlive any one bad release
+                log.exception("model watcher failed; will retry")
+
+    def start(self) -> None:
+        """Load in the background and keep watching for new releases (call after any fork)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,60 @@
+"""Admin routes: trigger retraining, follow it, roll back. Bearer ADMIN_TOKEN; off when it is unset."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field
+
+from portal.errors import NotFound, Unauthorized
+from portal.routes import services
+from schemas import ERROR_RESPONSES
+
+admin_api = APIBlueprint("admin", __name__, url_prefix="/admin", abp_tags=[Tag(name="Admin")],
+                         abp_responses={**ERROR_RESPONSES, 401: ERROR_RESPONSES[400]},
+                         abp_security=[{"bearer": []}])
+
+
+class RollbackBody(BaseModel):
+    version: str = Field(min_length=1, max_length=80, description="A release id from `flask --app app model list`.")
+
+
+@admin_api.before_request
+def _require_token() -> None:
+    token = services().settings.admin_token
+    if token is None or not token.get_secret_value():
+        raise NotFound("Admin routes are disabled: set ADMIN_TOKEN to enable them.")
+    given = request.headers.get("Authorization", "")
+    expected = f"Bearer {token.get_secret_value()}"
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("Send Authorization: Bearer <ADMIN_TOKEN>.")
+
+
+@admin_api.post("/retrain", responses={202: None})
+def retrain():
+    """Start a retraining run in the background (202); 409 when one is already running."""
+    from retraining.scheduler import launch_retraining
+
+    pid = launch_retraining(services().settings)
+    return {"status": "ok", "state": "running", "pid": pid, "status_url": "/admin/retrain/status",
+            "model_version": services().model_version()}, 202
+
+
+@admin_api.get("/retrain/status")
+def retrain_status():
+    """State of the last run (idle, running, succeeded, failed, rejected) with its report."""
+    from retraining.status import read_status
+
+    return {"status": "ok", "model_version": services().model_version(),
+            **read_status(services().settings.production_models_dir)}
+
+
+@admin_api.post("/model/rollback")
+def model_rollback(body: RollbackBody):
+    """Make an earlier release live; every worker serves it within seconds."""
+    from retraining.job import rollback
+
+    version = rollback(services().settings, body.version)
+    return {"status": "ok", "model_version": version, "message": "Workers switch within seconds."}

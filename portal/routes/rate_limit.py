@@ -1,0 +1,33 @@
+"""A small per-client rate limit for the generation routes (off unless RATE_LIMIT_PER_MINUTE > 0)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+from flask import request
+
+from portal.errors import RateLimited
+from portal.routes import services
+
+_lock = threading.Lock()
+_seen: dict[str, deque[float]] = {}
+
+
+def limit_generation() -> None:
+    """Raise 429 when this client made more than the allowed generation calls in the last minute."""
+    limit = services().settings.rate_limit_per_minute
+    if limit <= 0:
+        return
+    client = request.headers.get("X-Forwarded-For", request.remote_addr or "?").split(",")[0].strip()
+    now = time.monotonic()
+    with _lock:
+        window = _seen.setdefault(client, deque())
+        while window and now - window[0] > 60:
+            window.popleft()
+        if len(window) >= limit:
+            retry = int(60 - (now - window[0])) + 1
+            raise RateLimited(f"Too many generation requests: the limit is {limit} per minute. "
+                              f"Retry in {retry} s.", details={"retry_after_s": retry})
+        window.append(now)

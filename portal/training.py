@@ -1,0 +1,155 @@
+"""Training: customer files → a complete, verified model release folder.
+
+Used by ``flask --app app train``, ``make train`` and the retraining job. Fitting happens here and
+only here; serving loads what this writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from portal import model_store
+from portal.errors import TrainingError
+from portal.ingestion import read_customer_file
+from portal.personas import build_personas
+from portal.segment_map import draw_segment_map
+from portal.segmentation import SegmentationModel, SegmentationParams, metrics_of
+from schemas import CUSTOMER_ID, FEATURE_COLUMNS
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+TABLE_FILE = "placement_table.pkl"
+SUPPORTED_SUFFIXES = (".xlsx", ".xls", ".csv")
+
+
+@dataclass
+class TrainingData:
+    customers: pd.DataFrame
+    rows_read: int
+    rows_skipped: int
+    duplicates_dropped: int
+    sources: list[str]
+
+
+def collect_training_data(paths: Iterable[Path], progress: Progress | None = None) -> TrainingData:
+    """Read every file with the upload schema code; later files win for a repeated customer id."""
+    say = progress or (lambda m: log.info("%s", m))
+    frames, rows_read, rows_skipped, sources = [], 0, 0, []
+    for order, path in enumerate(paths):
+        table = read_customer_file(Path(path), filename=Path(path).name)
+        say(f"read {path}: {table.rows_received} rows, {table.skipped_count} skipped")
+        rows_read += table.rows_received
+        rows_skipped += table.skipped_count
+        frames.append(table.frame.assign(_order=order))
+        sources.append(str(path))
+    if not frames:
+        raise TrainingError("No training files were given or found.")
+    combined = pd.concat(frames, ignore_index=True)
+    before = len(combined)
+    has_id = combined[CUSTOMER_ID].notna()
+    with_id = combined[has_id].sort_values("_order", kind="stable").drop_duplicates(CUSTOMER_ID, keep="last")
+    combined = pd.concat([with_id, combined[~has_id]], ignore_index=True).drop(columns="_order")
+    return TrainingData(combined, rows_read, rows_skipped, before - len(combined), sources)
+
+
+def data_fingerprint(customers: pd.DataFrame) -> str:
+    """sha256 of the feature columns, so two releases can say whether they saw the same data."""
+    hashed = pd.util.hash_pandas_object(customers[list(FEATURE_COLUMNS)].astype(str), index=False)
+    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+
+
+def write_release(model: SegmentationModel, data: TrainingData, staging: Path, version: str,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Save every artifact of a fitted model into ``staging`` and write its manifest."""
+    personas, profiles = build_personas(data.customers, model.labels_)
+    joblib.dump(model.encoder_, staging / "encoder.pkl")
+    joblib.dump(model.scaler_, staging / "scaler.pkl")
+    joblib.dump(model.umap_, staging / "umap.pkl")
+    joblib.dump(model.hdbscan_, staging / "hdbscan.pkl")
+    joblib.dump({"table": model.table_, "cluster_ids": model.cluster_ids_, "params": model.params,
+                 "reference_month": model.reference_month_, "noise_share": model.noise_share_,
+                 "defaults": model.defaults_},
+                staging / TABLE_FILE)
+    joblib.dump(personas, staging / "cluster_personas.pkl")
+    (staging / "cluster_personas.json").write_text(json.dumps({str(k): v for k, v in personas.items()},
+                                                              indent=2, ensure_ascii=False))
+    profiles.to_csv(staging / "cluster_profiles.csv", index=False)
+    draw_segment_map(model.embedding_sample_, model.embedding_sample_labels_, personas,
+                     staging / "segments.png")
+    metrics = metrics_of(model)
+    manifest = {
+        "version": version,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "training_rows": int(len(data.customers)),
+        "rows_read": data.rows_read,
+        "rows_skipped": data.rows_skipped,
+        "duplicates_dropped": data.duplicates_dropped,
+        "sources": [Path(s).name for s in data.sources],
+        "data_fingerprint": data_fingerprint(data.customers),
+        "feature_schema": {"columns": list(FEATURE_COLUMNS),
+                           "derived": ["location (one-hot)", "region (one-hot)", "gender (one-hot)",
+                                       "tier (ordinal 1-3)", "tenure_months", "month_sin", "month_cos"],
+                           "encoded_columns": list(model.encoder_.get_feature_names_out())},
+        "parameters": model.params.as_dict(),
+        "metrics": metrics,
+        "timings": model.timings_,
+        "persona_count": len(personas),
+        **(extra or {}),
+    }
+    return model_store.write_manifest(staging, manifest)
+
+
+def train_release(paths: list[Path], production_dir: Path, params: SegmentationParams | None = None,
+                  progress: Progress | None = None) -> tuple[Path, dict[str, Any], TrainingData]:
+    """Fit on ``paths`` and write a complete release into a fresh staging folder (not yet published)."""
+    say = progress or (lambda m: log.info("%s", m))
+    started = time.perf_counter()
+    data = collect_training_data(paths, say)
+    say(f"training on {len(data.customers)} customers ({data.duplicates_dropped} duplicates dropped)")
+    model = SegmentationModel(params).fit(data.customers, progress=say)
+    version = model_store.new_version()
+    staging = model_store.new_staging_dir(production_dir)
+    say("writing artifacts, personas and the segment map")
+    manifest = write_release(model, data, staging, version,
+                             {"fit_seconds": round(time.perf_counter() - started, 2)})
+    say(f"release {version}: {manifest['metrics']['clusters']} segments, "
+        f"noise {manifest['metrics']['noise_share']:.1%}, DBCV {manifest['metrics']['dbcv']}, "
+        f"silhouette {manifest['metrics']['silhouette']}")
+    return staging, manifest, data
+
+
+def load_segmentation(release_dir: Path) -> SegmentationModel:
+    """Rebuild a fitted SegmentationModel from a verified release folder."""
+    state = joblib.load(release_dir / TABLE_FILE)
+    model = SegmentationModel(state["params"])
+    model.encoder_ = joblib.load(release_dir / "encoder.pkl")
+    model.scaler_ = joblib.load(release_dir / "scaler.pkl")
+    model.umap_ = joblib.load(release_dir / "umap.pkl")
+    model.hdbscan_ = joblib.load(release_dir / "hdbscan.pkl")
+    model.table_ = state["table"]
+    model.cluster_ids_ = state["cluster_ids"]
+    model.reference_month_ = state["reference_month"]
+    model.noise_share_ = state["noise_share"]
+    model.defaults_ = state["defaults"]
+    model._remembered = {}
+    return model
+
+
+def placement_agreement(model: SegmentationModel, customers: pd.DataFrame) -> float:
+    """Share of non-noise fitted rows that placement puts back in their fitted segment."""
+    fitted = model.labels_
+    placed = model.place(customers).cluster_id
+    clustered = fitted >= 0
+    return float(np.mean(placed[clustered] == fitted[clustered])) if clustered.any() else 0.0

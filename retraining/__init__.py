@@ -1,0 +1,1 @@
+"""Quarterly retraining: the job (fit, validate, swap), its run lock and status, and the scheduler."""

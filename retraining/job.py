@@ -1,0 +1,198 @@
+"""The retraining job: gather snapshots, fit a release, validate it, swap it in atomically.
+
+A failed or rejected run changes nothing that is served: the new release is built in a temporary
+folder and becomes live only through one ``os.replace`` of the ``model/current`` pointer. Run it as
+``flask --app app retrain``, from the scheduler (in a child process) or ``python -m retraining.job``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+import resource
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from portal import model_store
+from portal.errors import NotFound, ReleaseError, TrainingError
+from portal.settings import Settings, load_settings
+from retraining.status import FAILED, REJECTED, RUNNING, SUCCEEDED, now_iso, run_lock, state_dir, write_status
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+SUPPORTED = (".xlsx", ".xls", ".csv")
+MIN_SEGMENTS = 2
+
+
+@dataclass
+class RetrainReport:
+    """What one run did and why; written as JSON and a short text summary."""
+
+    state: str = RUNNING
+    reason: str = ""
+    started_at: str = field(default_factory=now_iso)
+    finished_at: str | None = None
+    sources: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    rows_used: int = 0
+    version: str | None = None
+    previous_version: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    peak_memory_mb: float | None = None
+
+    def summary(self) -> str:
+        m = self.metrics
+        return (f"retrain {self.state}: {self.reason}\n"
+                f"  release {self.version or '-'} (previous {self.previous_version or '-'})\n"
+                f"  rows read {self.rows_read}, used {self.rows_used}, from {len(self.sources)} file(s)\n"
+                f"  segments {m.get('clusters')}, noise {m.get('noise_share')}, DBCV {m.get('dbcv')}, "
+                f"silhouette {m.get('silhouette')}, agreement with previous (ARI) {m.get('agreement_ari')}\n"
+                f"  timings {self.timings_s}")
+
+
+def snapshot_files(settings: Settings) -> list[Path]:
+    """Bundled training data first, then every snapshot oldest → newest (later wins on duplicates)."""
+    files = [settings.sample_data_path] if settings.sample_data_path.is_file() else []
+    base = settings.base_data_dir
+    if base.is_dir():
+        found = [p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED
+                 and not p.name.startswith(".")]
+        files += sorted(found, key=lambda p: (str(p.parent.relative_to(base)), p.stat().st_mtime, p.name))
+    return files
+
+
+def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, report: RetrainReport,
+              customers) -> str | None:
+    """Quality gates; returns the reason to reject, or None to accept."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from portal.live_model import load_release
+
+    candidate = load_release(staging, warm_up=False)
+    sample = customers.sample(min(500, len(customers)), random_state=0)
+    placed = candidate.model.place(sample)
+    if len(placed.cluster_id) != len(sample):
+        return "the new model could not place a sample of customers"
+    metrics = manifest["metrics"]
+    current_dir = model_store.live_release_dir(settings.model_dir)
+    if current_dir is not None:
+        try:
+            current = load_release(current_dir, warm_up=False)
+            agree_rows = customers.sample(min(5000, len(customers)), random_state=1)
+            report.metrics["agreement_ari"] = round(float(adjusted_rand_score(
+                current.model.place(agree_rows).cluster_id, candidate.model.place(agree_rows).cluster_id)), 4)
+        except ReleaseError as exc:
+            report.metrics["agreement_ari"] = None
+            log.warning("current model not comparable: %s", exc)
+    if metrics["clusters"] < MIN_SEGMENTS:
+        return f"only {metrics['clusters']} segment(s) found; at least {MIN_SEGMENTS} are required"
+    if metrics["noise_share"] > settings.retrain_max_noise_share:
+        return (f"noise share {metrics['noise_share']:.1%} is above the bound "
+                f"{settings.retrain_max_noise_share:.0%} (RETRAIN_MAX_NOISE_SHARE)")
+    return None
+
+
+def _save_report(settings: Settings, report: RetrainReport) -> Path:
+    folder = state_dir(settings.production_models_dir) / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = report.started_at.replace(":", "").replace("+0000", "Z")
+    (folder / f"{stem}.json").write_text(json.dumps(asdict(report), indent=2, default=str))
+    (folder / f"{stem}.txt").write_text(report.summary() + "\n")
+    return folder / f"{stem}.json"
+
+
+def run_retraining(settings: Settings, progress: Progress | None = None) -> RetrainReport:
+    """One full run under the host-wide run lock; never raises for a data or model problem."""
+    say = progress or (lambda m: log.info("%s", m))
+    report = RetrainReport()
+    lock = run_lock(settings.production_models_dir)
+    if not lock.acquire():
+        report.state, report.reason = FAILED, "another retraining run is in progress on this host"
+        return report
+    staging = None
+    try:
+        removed = model_store.clean_stale_staging(settings.production_models_dir)
+        if removed:
+            say(f"removed {removed} stale temporary folder(s) from an interrupted run")
+        current = model_store.live_release_dir(settings.model_dir)
+        report.previous_version = current.name if current else None
+        write_status(settings.production_models_dir, {"state": RUNNING, "report": asdict(report)})
+
+        from portal.training import train_release
+
+        files = snapshot_files(settings)
+        report.sources = [str(p) for p in files]
+        started = time.perf_counter()
+
+        def stage(message: str) -> None:
+            say(message)
+            write_status(settings.production_models_dir,
+                         {"state": RUNNING, "stage": message, "report": asdict(report)})
+
+        staging, manifest, data = train_release(files, settings.production_models_dir, progress=stage)
+        report.timings_s["fit"] = round(time.perf_counter() - started, 2)
+        report.version, report.rows_read = manifest["version"], manifest["rows_read"]
+        report.rows_used = manifest["training_rows"]
+        report.metrics = dict(manifest["metrics"])
+        started = time.perf_counter()
+        stage("validating the new release")
+        rejection = _validate(staging, manifest, settings, report, data.customers)
+        report.timings_s["validate"] = round(time.perf_counter() - started, 2)
+        if rejection:
+            report.state, report.reason = REJECTED, f"kept {report.previous_version}: {rejection}"
+            shutil.rmtree(staging, ignore_errors=True)
+            return report
+        final = model_store.publish_release(staging, settings.production_models_dir, manifest["version"])
+        staging = None
+        model_store.set_live(settings.model_dir, final)
+        pruned = model_store.prune_releases(settings.production_models_dir, settings.model_dir,
+                                            settings.retrain_keep_releases)
+        report.state = SUCCEEDED
+        report.reason = f"{final.name} is live" + (f"; pruned {len(pruned)} old release(s)" if pruned else "")
+        return report
+    except (TrainingError, ReleaseError, NotFound) as exc:
+        report.state, report.reason = FAILED, str(exc)
+        return report
+    except Exception as exc:  # the report must say what happened whatever it was
+        log.exception("retraining failed")
+        report.state, report.reason = FAILED, f"{exc.__class__.__name__}: {exc}"
+        return report
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        report.peak_memory_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        report.finished_at = now_iso()
+        if report.state != RUNNING:
+            _save_report(settings, report)
+            write_status(settings.production_models_dir, {"state": report.state, "report": asdict(report)})
+        lock.release()
+        say(report.summary())
+
+
+def rollback(settings: Settings, version: str) -> str:
+    """Point the live model at an earlier release after verifying it loads here."""
+    target = settings.production_models_dir / version
+    if not target.is_dir() or version.startswith("."):
+        known = [r.version for r in model_store.list_releases(settings.production_models_dir, settings.model_dir)]
+        raise NotFound(f"No release {version}; known releases: {known}.")
+    model_store.verify_release(target)
+    model_store.set_live(settings.model_dir, target)
+    return version
+
+
+def main() -> None:
+    """Entry point of the child process the scheduler and /admin/retrain start."""
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s retrain %(message)s")
+    report = run_retraining(settings)
+    sys.exit(0 if report.state in (SUCCEEDED, REJECTED) else 1)
+
+
+if __name__ == "__main__":
+    main()

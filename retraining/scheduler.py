@@ -1,0 +1,161 @@
+"""The in-process quarterly schedule, run by exactly one process per host.
+
+Every gunicorn worker imports the app, so every worker would start its own scheduler. Instead each
+worker tries a host-wide ``fcntl.flock``; the winner runs APScheduler, the others retry every few
+seconds and take over when the winner dies. The job itself starts a child process, so a crash or
+out-of-memory during fitting never takes a web worker down. Several hosts: run the scheduler on one
+(``RETRAIN_ENABLED=false`` elsewhere) or call ``flask --app app retrain`` from one host's cron.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from portal import model_store
+from portal.errors import Conflict
+from portal.settings import PROJECT_ROOT, Settings
+from retraining.status import RUNNING, FileLock, run_lock, state_dir, write_status
+
+log = logging.getLogger(__name__)
+TAKEOVER_POLL_S = 5.0
+MISFIRE_GRACE_S = 6 * 3600
+
+
+def quarterly_trigger(settings: Settings) -> CronTrigger:
+    """Cron trigger in the configured timezone, whatever the server's own timezone is."""
+    return CronTrigger.from_crontab(settings.retrain_cron, timezone=ZoneInfo(settings.retrain_timezone))
+
+
+def next_run_time(settings: Settings, now: datetime | None = None) -> datetime | None:
+    if not settings.retrain_enabled:
+        return None
+    now = now or datetime.now(ZoneInfo(settings.retrain_timezone))
+    return quarterly_trigger(settings).get_next_fire_time(None, now)
+
+
+def previous_run_time(settings: Settings, now: datetime | None = None) -> datetime:
+    """The last scheduled fire time at or before ``now`` (searched back over a year)."""
+    now = now or datetime.now(ZoneInfo(settings.retrain_timezone))
+    trigger = quarterly_trigger(settings)
+    fire = trigger.get_next_fire_time(None, now - timedelta(days=400))
+    last = fire
+    while fire is not None and fire <= now:
+        last, fire = fire, trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return last
+
+
+def missed_run(settings: Settings, now: datetime | None = None) -> bool:
+    """True when the live model is older than the most recent scheduled run time."""
+    release = model_store.live_release_dir(settings.model_dir)
+    if release is None:
+        return False
+    try:
+        created = datetime.fromisoformat(model_store.read_manifest(release)["created_at"])
+    except (KeyError, ValueError, model_store.ReleaseError):
+        return True
+    return created < previous_run_time(settings, now)
+
+
+def settings_as_env(settings: Settings) -> dict[str, str]:
+    """The running settings as environment variables, so a child process sees the same configuration."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        elif isinstance(value, list):
+            value = ",".join(value)
+        env[name.upper()] = str(value)
+    env.setdefault("PYTHONPATH", str(PROJECT_ROOT))
+    return env
+
+
+def launch_retraining(settings: Settings) -> int:
+    """Start the job in a child process; 409 when a run is already in progress on this host."""
+    if run_lock(settings.production_models_dir).is_locked_elsewhere():
+        raise Conflict("A retraining run is already in progress; follow it at GET /admin/retrain/status.")
+    log_path = state_dir(settings.production_models_dir) / "last-run.log"
+    with log_path.open("ab") as log_file:
+        child = subprocess.Popen([sys.executable, "-m", "retraining.job"], cwd=PROJECT_ROOT,
+                                 env=settings_as_env(settings), stdout=log_file, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+    write_status(settings.production_models_dir, {"state": RUNNING, "stage": "starting", "pid": child.pid})
+    threading.Thread(target=child.wait, name="retrain-reaper", daemon=True).start()
+    log.info("retraining started in process %d", child.pid)
+    return child.pid
+
+
+def _scheduled_job(settings: Settings) -> None:
+    try:
+        launch_retraining(settings)
+    except Conflict as exc:
+        log.warning("scheduled retraining skipped: %s", exc)
+
+
+class RetrainScheduler:
+    """Leader election by flock, then APScheduler in the leader; standby workers poll to take over."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.role = "disabled" if not settings.retrain_enabled else "standby"
+        self._lock = FileLock(state_dir(settings.production_models_dir) / "scheduler.lock")
+        self._scheduler: BackgroundScheduler | None = None
+        self._stop = threading.Event()
+
+    def info(self) -> dict[str, Any]:
+        upcoming = next_run_time(self.settings)
+        return {"role": self.role, "next_run": upcoming.isoformat() if upcoming else None}
+
+    def start(self) -> None:
+        if self.settings.retrain_enabled:
+            threading.Thread(target=self._elect, name="retrain-election", daemon=True).start()
+
+    def _elect(self) -> None:
+        while not self._stop.is_set():
+            if self._lock.acquire():
+                self._lead()
+                return
+            self._stop.wait(TAKEOVER_POLL_S)
+
+    def _lead(self) -> None:
+        self.role = "leader"
+        scheduler = BackgroundScheduler(timezone=ZoneInfo(self.settings.retrain_timezone))
+        scheduler.add_job(_scheduled_job, quarterly_trigger(self.settings), args=[self.settings],
+                          id="quarterly-retrain", coalesce=True, misfire_grace_time=MISFIRE_GRACE_S,
+                          max_instances=1, replace_existing=True)
+        if missed_run(self.settings):
+            when = datetime.now(timezone.utc) + timedelta(seconds=self.settings.retrain_catchup_delay_s)
+            scheduler.add_job(_scheduled_job, "date", run_date=when, args=[self.settings], id="catch-up")
+            log.warning("the live model predates the last scheduled retrain; catching up at %s", when.isoformat())
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info("this process (%d) runs the retraining schedule; next run %s", os.getpid(),
+                 self.info()["next_run"])
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        self._lock.release()
+
+
+def start_scheduler(app: Any, services: Any) -> RetrainScheduler:
+    """Start leader election for this process and expose the schedule to /health."""
+    scheduler = RetrainScheduler(services.settings)
+    services.scheduler = scheduler
+    scheduler.start()
+    return scheduler
+
+
+__all__ = ["RetrainScheduler", "launch_retraining", "next_run_time", "quarterly_trigger", "start_scheduler"]
