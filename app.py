@@ -44,8 +44,16 @@ def validation_error_response(exc: ValidationError):
     """422 listing each bad field and why, without echoing the submitted values back."""
     problems = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
                 for e in exc.errors(include_input=False, include_url=False, include_context=False)]
-    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-    return jsonify(_envelope("validation_error", f"The request is not valid. {summary}", problems)), 422
+    if any(p["field"] == "file" for p in problems):
+        message = "Attach the customer list (.xlsx, .xls or .csv) as multipart/form-data field 'file'."
+    elif any(p["field"] == "body" for p in problems):
+        message = ("The request body must be a JSON object; send it with Content-Type: application/json "
+                   "(uploads: multipart/form-data with the file in field 'file').")
+    else:
+        message = "The request is not valid. " + "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+    response = jsonify(_envelope("validation_error", message, problems))
+    response.status_code = 422
+    return response
 
 
 def _register_error_handlers(app: OpenAPI) -> None:

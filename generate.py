@@ -24,10 +24,28 @@ from portal.personas import GENERAL_AUDIENCE
 from portal.settings import Settings
 from portal.upload_store import UploadStore, new_upload_id
 from schemas import (
-    DATE_JOINED, ENGAGEMENT_LEVELS, FUNNEL_STAGES, GENDER, GENDERS, INDUSTRY_SUGGESTIONS, LOCATION,
-    LOYALTY_TIER, OBJECTIVE_SUGGESTIONS, OUTPUTS, PLATFORMS, TIER_ORDER, TONES, CampaignInputs,
-    GeneratePostRequest, GeneratePromoRequest, UploadForm, campaign_of, normalise_gender,
-    normalise_location, normalise_tier, preferences_of,
+    DATE_JOINED,
+    ENGAGEMENT_LEVELS,
+    FUNNEL_STAGES,
+    GENDER,
+    GENDERS,
+    INDUSTRY_SUGGESTIONS,
+    LOCATION,
+    LOYALTY_TIER,
+    OBJECTIVE_SUGGESTIONS,
+    OUTPUTS,
+    PLATFORMS,
+    TIER_ORDER,
+    TONES,
+    CampaignInputs,
+    GeneratePostRequest,
+    GeneratePromoRequest,
+    UploadForm,
+    campaign_of,
+    normalise_gender,
+    normalise_location,
+    normalise_tier,
+    preferences_of,
 )
 
 log = logging.getLogger(__name__)

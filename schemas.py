@@ -8,7 +8,6 @@ values are normalised. Uploads, training and retraining all read customer files 
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -130,7 +129,14 @@ def normalise_location(value: object) -> str | None:
     text = " ".join(str(value).split())
     if not text or text.lower() in {"nan", "none", "null", "n/a", "-"}:
         return None
-    return string.capwords(text)
+    return " ".join(_capitalise(word) for word in text.split(" "))
+
+
+def _capitalise(word: str) -> str:
+    """'ANG' → 'Ang', "john's" → "John's", '@orchard' → '@Orchard'; mixed case ('McNair') is kept."""
+    if not (word.islower() or word.isupper()):
+        return word
+    return re.sub(r"[a-z]", lambda m: m.group(0).upper(), word.lower(), count=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,7 +226,7 @@ class Audience(_Strict):
     join_year: int | None = Field(None, ge=1980, le=2100)
 
     @model_validator(mode="after")
-    def _join_fields_together(self) -> "Audience":
+    def _join_fields_together(self) -> Audience:
         if (self.join_month is None) != (self.join_year is None) and self.date_joined is None:
             raise ValueError("give join_month and join_year together, or date_joined")
         if self.date_joined and self.date_joined > date.today():

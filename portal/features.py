@@ -96,7 +96,7 @@ class BlockScaler(TransformerMixin, BaseEstimator):
     def __init__(self, weights: dict[str, float] | None = None) -> None:
         self.weights = weights
 
-    def fit(self, X: np.ndarray, y: object = None, feature_names: list[str] | None = None) -> "BlockScaler":
+    def fit(self, X: np.ndarray, y: object = None, feature_names: list[str] | None = None) -> BlockScaler:
         names = list(feature_names if feature_names is not None else self.feature_names_)
         weights = self.weights or FeatureWeights().by_block()
         X = np.asarray(X, dtype=np.float64)

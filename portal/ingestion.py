@@ -106,6 +106,7 @@ class CustomerTable:
     sheet: str | None = None
     file_format: str = "xlsx"
     columns: dict[str, str] = field(default_factory=dict)
+    raw: pd.DataFrame | None = None  # every column as in the file plus source_row (keep_all_columns=True)
 
 
 @dataclass
@@ -244,10 +245,12 @@ def _check_zip(data: bytes) -> None:
 
 
 def read_customer_file(source: bytes | Path, *, filename: str | None = None,
-                       max_rows: int = 1_048_576, today: date | None = None) -> CustomerTable:
+                       max_rows: int = 1_048_576, today: date | None = None,
+                       keep_all_columns: bool = False) -> CustomerTable:
     """Read an uploaded or stored customer file into the canonical table; raise a PortalError on failure.
 
-    `filename` is only used in log lines (never to decide the type).
+    `filename` is only used in log lines (never to decide the type). `keep_all_columns` also returns
+    every column under its own header (for the segment export back to the user).
     """
     data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
     file_format = sniff_format(data)
@@ -258,8 +261,10 @@ def read_customer_file(source: bytes | Path, *, filename: str | None = None,
             _check_zip(data)
         grids = _csv_grids(data) if file_format == "csv" else _excel_grids(data)
         header, grid = _pick_sheet(grids)
+        raw = _raw_frame(grid, header)
         frame, skipped_count, examples = normalise_customers(
-            _raw_frame(grid, header), first_row_number=header.row_index + 2, today=today)
+            raw, first_row_number=header.row_index + 2, today=today)
+        original = _with_own_headers(raw, header) if keep_all_columns else None
     except PortalError:
         raise
     except python_calamine.PasswordError as exc:
@@ -292,7 +297,21 @@ def read_customer_file(source: bytes | Path, *, filename: str | None = None,
              skipped_count)
     return CustomerTable(frame=frame, rows_received=rows_received, skipped_count=skipped_count,
                          skipped_examples=examples, sheet=header.sheet, file_format=file_format,
-                         columns=columns)
+                         columns=columns, raw=original)
+
+
+def _with_own_headers(raw: pd.DataFrame, header: _Header) -> pd.DataFrame:
+    """The rows under the header with the file's own column names, plus source_row."""
+    labels = {}
+    for pos, name in enumerate(raw.columns):
+        label = header.labels.get(pos)
+        label = str(label).strip() if label is not None and str(label).strip() else f"Column {pos + 1}"
+        while label in labels.values():
+            label += " (2)"
+        labels[name] = label
+    frame = raw.rename(columns=labels)
+    frame["source_row"] = np.arange(len(frame), dtype=np.int64) + header.row_index + 2
+    return frame
 
 
 _Grid = list[list[object]] | pd.DataFrame

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -60,7 +60,7 @@ def sha256_of(path: Path) -> str:
 
 def new_version(now: datetime | None = None) -> str:
     """Sortable, unique release id: UTC timestamp plus a short random suffix."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 

@@ -21,7 +21,12 @@ import pandas as pd
 
 from portal.errors import TrainingError
 from portal.features import (
-    KEY_COLUMNS, BlockScaler, FeatureWeights, feature_frame, fit_encoder_and_scaler, placement_keys,
+    KEY_COLUMNS,
+    BlockScaler,
+    FeatureWeights,
+    feature_frame,
+    fit_encoder_and_scaler,
+    placement_keys,
 )
 
 log = logging.getLogger(__name__)
@@ -79,7 +84,7 @@ class SegmentationModel:
         self._lock = threading.Lock()
 
     # -- fitting -------------------------------------------------------------------------------
-    def fit(self, customers: pd.DataFrame, progress: Progress | None = None) -> "SegmentationModel":
+    def fit(self, customers: pd.DataFrame, progress: Progress | None = None) -> SegmentationModel:
         """Fit every stage on canonical customer rows; sets ``labels_`` for the training rows."""
         import hdbscan
         import umap

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
     metrics = metrics_of(model)
     manifest = {
         "version": version,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "training_rows": int(len(data.customers)),
         "rows_read": data.rows_read,
         "rows_skipped": data.rows_skipped,

@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ class UploadStore:
 
     def write_snapshot(self, upload_id: str, customers: pd.DataFrame) -> Path:
         """Feature columns plus a salted hash of the customer id, for the next retraining."""
-        day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
         folder = self.base_data_dir / day
         folder.mkdir(parents=True, exist_ok=True)
         snapshot = customers[list(FEATURE_COLUMNS)].copy()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import shutil
 import sys
 import time
-import resource
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -135,7 +135,7 @@ class RetrainScheduler:
                           id="quarterly-retrain", coalesce=True, misfire_grace_time=MISFIRE_GRACE_S,
                           max_instances=1, replace_existing=True)
         if missed_run(self.settings):
-            when = datetime.now(timezone.utc) + timedelta(seconds=self.settings.retrain_catchup_delay_s)
+            when = datetime.now(UTC) + timedelta(seconds=self.settings.retrain_catchup_delay_s)
             scheduler.add_job(_scheduled_job, "date", run_date=when, args=[self.settings], id="catch-up")
             log.warning("the live model predates the last scheduled retrain; catching up at %s", when.isoformat())
         scheduler.start()

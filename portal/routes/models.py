@@ -8,7 +8,12 @@ from flask_openapi3 import APIBlueprint, Tag
 import generate
 from portal.routes import services
 from schemas import (
-    ERROR_RESPONSES, HealthResponse, OptionsResponse, PersonaPath, PersonaResponse, PersonasResponse,
+    ERROR_RESPONSES,
+    HealthResponse,
+    OptionsResponse,
+    PersonaPath,
+    PersonaResponse,
+    PersonasResponse,
 )
 
 models_api = APIBlueprint("models", __name__, abp_tags=[Tag(name="Segments and personas")],
