@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from flask import jsonify, redirect
+from flask import current_app, g, jsonify, redirect
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
@@ -34,19 +34,29 @@ log = logging.getLogger(__name__)
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
                415: "unsupported_media_type", 429: "rate_limited"}
+_MAX_FIELD_NAME = 60  # unknown keys are named back to the client, but never at any length
+
+
+def _live_model_version() -> str | None:
+    """The served model's version for error bodies; None before the factory has wired the services."""
+    services = current_app.extensions.get("portal")
+    return services.model_version() if services else None
 
 
 def _envelope(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"status": "error", "error": {"code": code, "message": message, "details": details}}
+    """The one error body: every error, whatever the route or status, carries model_version too."""
+    return {"status": "error", "model_version": _live_model_version(),
+            "error": {"code": code, "message": message, "details": details}}
 
 
 def validation_error_response(exc: ValidationError):
     """422 listing each bad field and why, without echoing the submitted values back."""
-    problems = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
-                for e in exc.errors(include_input=False, include_url=False, include_context=False)]
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    problems = [{"field": ".".join(str(p) for p in e["loc"])[:_MAX_FIELD_NAME] or "body",
+                 "problem": e["msg"].removeprefix("Value error, ")} for e in errors]
     if any(p["field"] == "file" for p in problems):
         message = "Attach the customer list (.xlsx, .xls or .csv) as multipart/form-data field 'file'."
-    elif any(p["field"] == "body" for p in problems):
+    elif any(not e["loc"] and e["type"] != "value_error" for e in errors):  # not a JSON object at all
         message = ("The request body must be a JSON object; send it with Content-Type: application/json "
                    "(uploads: multipart/form-data with the file in field 'file').")
     else:
@@ -61,7 +71,7 @@ def _register_error_handlers(app: OpenAPI) -> None:
     def _portal_error(exc: PortalError):
         if exc.status >= 500:
             log.warning("%s: %s", exc.code, exc.message)
-        return jsonify(exc.to_envelope()), exc.status
+        return jsonify(_envelope(exc.code, exc.message, exc.details)), exc.status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -85,7 +95,6 @@ def _register_error_handlers(app: OpenAPI) -> None:
                              "send a smaller file or fewer rows.")
             return jsonify(body), 413
         log.exception("unexpected error")
-        from flask import g
         return jsonify(_envelope("internal_error", "Something went wrong on our side; the error was logged. "
                                  f"Quote request id {g.get('request_id', '-')} when reporting it.")), 500
 
@@ -110,7 +119,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes, JSON_SORT_KEYS=False,
                       TESTING=settings.flask_env == "testing", DEBUG=settings.flask_debug)
     app.json.sort_keys = False
-    CORS(app, origins=settings.allow_origins, expose_headers=["X-Request-ID"])
+    CORS(app, origins=settings.allow_origins, methods=["GET", "POST", "OPTIONS"], expose_headers=["X-Request-ID"])
 
     models = ModelHolder(settings.model_dir, settings.model_reload_interval_s)
     services = Services(settings=settings, models=models, content=ContentService(settings),

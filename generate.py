@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from portal.content import ContentService
-from portal.errors import BadRequest, NotFound
+from portal.errors import NotFound, ValidationFailed
 from portal.ingestion import read_customer_file
 from portal.live_model import LiveRelease, ModelHolder
 from portal.personas import GENERAL_AUDIENCE
@@ -80,10 +80,11 @@ def _audience_row(request: GeneratePromoRequest, release: LiveRelease) -> tuple[
     assumed: dict[str, Any] = {}
     location = normalise_location(request.location) if request.location else None
     if request.gender is not None and normalise_gender(request.gender) is None:
-        raise BadRequest(f"gender '{request.gender[:30]}' is not recognised; use one of {', '.join(GENDERS)}.")
+        raise ValidationFailed(f"gender is not recognised; use one of {', '.join(GENDERS)}.",
+                               details=[{"field": "gender", "allowed": list(GENDERS)}])
     if request.loyalty_tier is not None and normalise_tier(request.loyalty_tier) is None:
-        raise BadRequest(f"loyalty_tier '{request.loyalty_tier[:30]}' is not recognised; "
-                         f"use one of {', '.join(TIER_ORDER)}.")
+        raise ValidationFailed(f"loyalty_tier is not recognised; use one of {', '.join(TIER_ORDER)}.",
+                               details=[{"field": "loyalty_tier", "allowed": list(TIER_ORDER)}])
     gender = normalise_gender(request.gender) if request.gender else None
     tier = normalise_tier(request.loyalty_tier) if request.loyalty_tier else None
     if request.date_joined:
@@ -91,7 +92,7 @@ def _audience_row(request: GeneratePromoRequest, release: LiveRelease) -> tuple[
     elif request.join_year:
         joined = pd.Timestamp(year=request.join_year, month=request.join_month or 1, day=1)
         if joined.date() > date.today():
-            raise BadRequest("join_year/join_month is in the future; use a past month.")
+            raise ValidationFailed("join_year/join_month is in the future; use a past month.")
     else:
         joined = None
     if location is None:
@@ -146,8 +147,8 @@ def generate_post(request: GeneratePostRequest, services: Services) -> dict[str,
         persona, model_version, source = release.persona(request.cluster_id), release.version, "cluster_id"
         missing = [f for f in ("objective", "industry", "funnel_stage", "past_engagement") if f not in overrides]
         if missing:
-            raise BadRequest(f"Without upload_id, give the campaign fields: {', '.join(missing)}.",
-                             details={"missing": missing})
+            raise ValidationFailed(f"Without upload_id, give the campaign fields: {', '.join(missing)}.",
+                                   details={"missing": missing})
         campaign = CampaignInputs.model_validate(overrides)
     content = services.content.generate(persona, campaign, preferences_of(request))
     return {"status": "ok", "model_version": model_version, "upload_id": request.upload_id,
@@ -208,6 +209,8 @@ def process_upload(data: bytes, filename: str | None, form: UploadForm, services
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: Columns the export adds; a re-uploaded export's old copies are replaced, not duplicated.
+SEGMENT_COLUMNS = ("Segment ID", "Confidence", "Reassigned from noise")
 
 
 def _neutralise(value: object) -> object:
@@ -225,15 +228,17 @@ def segments_export(upload_id: str, services: Services) -> bytes:
     table = read_customer_file(path, filename=path.name, max_rows=services.settings.max_upload_rows,
                                keep_all_columns=True)
     names = {s["cluster_id"]: s["persona"]["name"] for s in record["segments"]}
-    by_row = pd.DataFrame({"source_row": placement["source_row"], "Segment ID": placement["cluster_id"],
-                           "Confidence": np.round(placement["confidence"], 3),
-                           "Reassigned from noise": placement["reassigned"]})
-    frame = table.raw.merge(by_row, on="source_row", how="inner")
+    by_row = pd.DataFrame({"source_row": placement["source_row"], SEGMENT_COLUMNS[0]: placement["cluster_id"],
+                           SEGMENT_COLUMNS[1]: np.round(placement["confidence"], 3),
+                           SEGMENT_COLUMNS[2]: placement["reassigned"]})
+    earlier_export = [c for c in (*SEGMENT_COLUMNS, "Persona") if c in table.raw.columns]
+    frame = table.raw.drop(columns=earlier_export).merge(by_row, on="source_row", how="inner")
     frame.insert(len(frame.columns) - 2, "Persona", frame["Segment ID"].map(names))
     frame = frame.drop(columns="source_row")
     for column in frame.columns:
         if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
             frame[column] = frame[column].map(_neutralise)
+    frame.columns = [_neutralise(str(c)) for c in frame.columns]
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         frame.to_excel(writer, index=False, sheet_name="Segments")

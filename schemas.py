@@ -13,7 +13,8 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from flask_openapi3 import FileStorage
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from werkzeug.datastructures import FileStorage as WerkzeugFileStorage
 
 # ---------------------------------------------------------------------------------------------
 # Customer data schema
@@ -215,6 +216,9 @@ class CampaignInputs(_Strict):
     offer: OptionalText
 
 
+EARLIEST_JOIN_DATE = date(1980, 1, 1)
+
+
 class Audience(_Strict):
     """Optional audience traits of the smart form; when given, the pipeline picks the persona."""
 
@@ -231,10 +235,13 @@ class Audience(_Strict):
             raise ValueError("give join_month and join_year together, or date_joined")
         if self.date_joined and self.date_joined > date.today():
             raise ValueError("date_joined is in the future")
+        if self.date_joined and self.date_joined < EARLIEST_JOIN_DATE:
+            raise ValueError(f"date_joined is before {EARLIEST_JOIN_DATE.year}; check the year")
         return self
 
     def given(self) -> bool:
-        return any(v is not None for v in self.model_dump().values())
+        """True when any audience trait was sent; a subclass's campaign fields do not count."""
+        return any(getattr(self, name) is not None for name in Audience.model_fields)
 
 
 class GeneratePromoRequest(ContentPreferences, CampaignInputs, Audience):
@@ -286,6 +293,14 @@ class UploadRequest(UploadForm):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
     file: FileStorage = Field(description="The customer list: .xlsx, .xls or .csv (field name `file`).")
 
+    @field_validator("file")
+    @classmethod
+    def _is_a_file_part(cls, value: Any) -> Any:
+        """A plain text field named `file` is not an upload (flask-openapi3 passes it through as str)."""
+        if not isinstance(value, WerkzeugFileStorage):
+            raise ValueError("send the customer list as a file part (with a filename), not as a text field")
+        return value
+
     def campaign(self) -> UploadForm:
         return UploadForm.model_validate(self.model_dump(exclude={"file"}))
 
@@ -313,6 +328,7 @@ class ErrorEnvelope(BaseModel):
     """Every error, whatever the route or status."""
 
     status: Literal["error"] = "error"
+    model_version: str | None = Field(description="The live model's version; null when none is loaded.")
     error: ErrorBody
 
 

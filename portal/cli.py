@@ -65,9 +65,13 @@ def register_cli(app: Flask) -> None:
     @click.argument("version")
     def model_rollback(version: str) -> None:
         """Make an earlier release live again."""
+        from portal.errors import PortalError
         from retraining.job import rollback
 
-        click.echo(f"live model is now {rollback(_services(app).settings, version)}")
+        try:
+            click.echo(f"live model is now {rollback(_services(app).settings, version)}")
+        except PortalError as exc:
+            raise click.ClickException(exc.message) from None
 
     @app.cli.command("sample-data")
     @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))

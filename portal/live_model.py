@@ -7,9 +7,12 @@ that already holds the old release finishes on it, and no request ever sees half
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,10 @@ from portal.segmentation import SegmentationModel
 from portal.training import load_segmentation
 
 log = logging.getLogger(__name__)
+#: numba's workqueue threading layer (the one pynndescent falls back to without TBB) aborts the whole
+#: process when two threads run parallel code at once, so placements that reach UMAP take turns.
+#: TODO(segmentation owner): move this lock into SegmentationModel._place_unseen and drop the wrapper.
+NUMBA_LOCK = threading.Lock()
 NO_MODEL_HINT = "No model has been trained yet. Run `make train` (or `flask --app app train`) and retry."
 
 
@@ -58,10 +65,23 @@ def load_release(release_dir: Path, warm_up: bool = True) -> LiveRelease:
         raise ReleaseError(f"Release {release_dir.name} could not be loaded ({exc.__class__.__name__}: "
                            f"{str(exc)[:200]}). {model_store.REBUILD_HINT}") from None
     profiles = {int(r["cluster_id"]): r for r in profiles_frame.to_dict(orient="records")}
+    model._place_unseen = _one_at_a_time(model._place_unseen)
     release = LiveRelease(manifest["version"], release_dir, manifest, model, personas, profiles)
     if warm_up:
-        release.warm_up_s = round(model.warm_up(), 3)
+        try:
+            release.warm_up_s = round(model.warm_up(), 3)
+        except Exception as exc:
+            raise ReleaseError(f"Release {release_dir.name} failed its warm-up placement ({exc.__class__.__name__}: "
+                               f"{str(exc)[:200]}). {model_store.REBUILD_HINT}") from None
     return release
+
+
+def _one_at_a_time(place_unseen: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(place_unseen)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        with NUMBA_LOCK:
+            return place_unseen(*args, **kwargs)
+    return guarded
 
 
 class ModelHolder:
@@ -98,7 +118,12 @@ class ModelHolder:
 
     # -- loading -------------------------------------------------------------------------------
     def reload_if_changed(self) -> bool:
-        """Load the release the pointer names if it is not the one served; True when swapped."""
+        """Load the release the pointer names if it is not the one served; True when swapped.
+
+        The first release serves as soon as it is loaded and warms up afterwards (most requests are
+        answered from its placement table, so /health need not wait for numba); a later release is
+        warmed up before the swap, so no request pays for the switch.
+        """
         with self._load_lock:
             target = model_store.live_release_dir(self.model_dir)
             if target is None:
@@ -108,9 +133,10 @@ class ModelHolder:
             if target == self._pointer:
                 return False
             self._pointer = target
+            first = self._release is None
             started = time.perf_counter()
             try:
-                release = load_release(target)
+                release = load_release(target, warm_up=not first)
             except ReleaseError as exc:
                 self._error = str(exc)
                 log.error("model release not loaded: %s", exc)
@@ -118,14 +144,25 @@ class ModelHolder:
             previous = self._release
             self._release = release
             self._error = None
-            log.info("serving model %s (loaded in %.2fs, warm-up %.2fs)%s", release.version,
-                     time.perf_counter() - started, release.warm_up_s,
+            if first:
+                try:
+                    release.warm_up_s = round(release.model.warm_up(), 3)
+                except Exception as exc:  # it loads but cannot place: withdraw it, /health says why
+                    self._release = None
+                    self._error = (f"Release {release.version} failed its warm-up placement "
+                                   f"({exc.__class__.__name__}: {str(exc)[:200]}). {model_store.REBUILD_HINT}")
+                    log.error("model release not served: %s", self._error)
+                    return False
+            log.info("process %d serving model %s (loaded in %.2fs, warm-up %.2fs)%s", os.getpid(),
+                     release.version, time.perf_counter() - started, release.warm_up_s,
                      f", replacing {previous.version}" if previous else "")
             return True
 
     def _run(self) -> None:
         try:
             self.reload_if_changed()
+        except Exception:
+            log.exception("first model load failed")
         finally:
             self._first_load.set()
         while not self._stop.wait(self.poll_interval_s):

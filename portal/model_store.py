@@ -6,6 +6,11 @@ holds a symlink ``current`` to the live release, replaced with ``os.replace`` (a
 stable links (``model/umap.pkl`` → ``current/umap.pkl`` ...) so the seed's paths keep working.
 Pickles of umap/numba objects are only safe in the exact environment that wrote them, so loading
 refuses a release whose recorded versions differ from the running ones.
+
+The checksums detect corruption and incomplete copies, not a deliberate edit: whoever can rewrite
+an artifact can rewrite its checksum too. ``manifest.json`` is therefore not hashed itself; it is
+checked for shape instead (every required artifact listed, the environment recorded), and an edited
+library version is refused by the environment check.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ PINNED_LIBRARIES = ("numpy", "scipy", "scikit-learn", "numba", "llvmlite", "umap
 STABLE_LINKS = ("encoder.pkl", "scaler.pkl", "umap.pkl", "hdbscan.pkl", "cluster_personas.pkl",
                 "cluster_personas.json", "cluster_profiles.csv", "segments.png", MANIFEST)
 TMP_PREFIX = ".tmp-"
+#: Artifacts without which a release cannot serve; the manifest must list (and so checksum) each one.
+REQUIRED_FILES = ("encoder.pkl", "scaler.pkl", "umap.pkl", "hdbscan.pkl", "placement_table.pkl",
+                  "cluster_personas.pkl", "cluster_profiles.csv")
 
 
 def runtime_environment() -> dict[str, str]:
@@ -92,8 +100,19 @@ def read_manifest(release_dir: Path) -> dict[str, Any]:
 def verify_release(release_dir: Path) -> dict[str, Any]:
     """Check checksums and environment; return the manifest or raise ReleaseError saying what differs."""
     manifest = read_manifest(release_dir)
-    for name, expected in manifest.get("files", {}).items():
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not isinstance(manifest.get("environment"), dict):
+        raise ReleaseError(f"Release {release_dir.name}: {MANIFEST} lacks its file checksums or environment. "
+                           + REBUILD_HINT)
+    unlisted = [name for name in REQUIRED_FILES if name not in files]
+    if unlisted:
+        raise ReleaseError(f"Release {release_dir.name}: {MANIFEST} does not list {', '.join(unlisted)}. "
+                           + REBUILD_HINT)
+    for name, expected in files.items():
         path = release_dir / name
+        if Path(name).name != name:
+            raise ReleaseError(f"Release {release_dir.name}: {MANIFEST} names a file outside the release "
+                               f"({name!r}). {REBUILD_HINT}")
         if not path.is_file():
             raise ReleaseError(f"Release {release_dir.name} is missing {name}. {REBUILD_HINT}")
         if sha256_of(path) != expected:
@@ -136,7 +155,11 @@ def set_live(model_dir: Path, release_dir: Path) -> None:
     target = os.path.relpath(release_dir.resolve(), model_dir.resolve())
     temp_link = model_dir / f".{CURRENT_LINK}-{uuid.uuid4().hex[:8]}"
     os.symlink(target, temp_link)
-    os.replace(temp_link, model_dir / CURRENT_LINK)
+    try:
+        os.replace(temp_link, model_dir / CURRENT_LINK)
+    except OSError:
+        temp_link.unlink(missing_ok=True)
+        raise
     for name in STABLE_LINKS:
         link = model_dir / name
         if not link.is_symlink() and not link.exists():

@@ -40,15 +40,15 @@ MAX_REMEMBERED_KEYS = 200_000
 class SegmentationParams:
     """Every tunable of the pipeline; recorded in the release manifest."""
 
-    umap_n_neighbors: int = 30
+    umap_n_neighbors: int = 50
     umap_min_dist: float = 0.0
     umap_n_components: int = 5
     umap_metric: str = "euclidean"
-    umap_max_fit_rows: int = 20_000
+    umap_max_fit_rows: int = 10_000
     random_state: int = 42
-    hdbscan_min_cluster_share: float = 0.03
-    hdbscan_min_cluster_floor: int = 30
-    hdbscan_min_samples: int = 5
+    hdbscan_min_cluster_share: float = 0.08
+    hdbscan_min_cluster_floor: int = 50
+    hdbscan_min_samples: int = 50
     hdbscan_selection: str = "eom"
     weights: FeatureWeights = field(default_factory=FeatureWeights)
 
@@ -118,7 +118,8 @@ class SegmentationModel:
         min_cluster = p.min_cluster_size(len(fit_rows))
         say(f"fitting HDBSCAN (min_cluster_size={min_cluster})")
         started = time.perf_counter()
-        self.hdbscan_ = hdbscan.HDBSCAN(min_cluster_size=min_cluster, min_samples=p.hdbscan_min_samples,
+        self.hdbscan_ = hdbscan.HDBSCAN(min_cluster_size=min_cluster,
+                                        min_samples=min(p.hdbscan_min_samples, min_cluster),
                                         cluster_selection_method=p.hdbscan_selection,
                                         prediction_data=True).fit(embedding_fit)
         self.timings_["hdbscan_fit_s"] = round(time.perf_counter() - started, 2)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from portal import model_store
 from portal.errors import TrainingError
+from portal.features import placement_keys
 from portal.ingestion import read_customer_file
 from portal.personas import build_personas
 from portal.segment_map import draw_segment_map
@@ -88,7 +89,7 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
     profiles.to_csv(staging / "cluster_profiles.csv", index=False)
     draw_segment_map(model.embedding_sample_, model.embedding_sample_labels_, personas,
                      staging / "segments.png")
-    metrics = metrics_of(model)
+    metrics = {**metrics_of(model), **replacement_agreement(model, data.customers)}
     manifest = {
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -147,9 +148,21 @@ def load_segmentation(release_dir: Path) -> SegmentationModel:
     return model
 
 
-def placement_agreement(model: SegmentationModel, customers: pd.DataFrame) -> float:
-    """Share of non-noise fitted rows that placement puts back in their fitted segment."""
-    fitted = model.labels_
-    placed = model.place(customers).cluster_id
+def replacement_agreement(model: SegmentationModel, customers: pd.DataFrame, sample: int = 1000) -> dict[str, float]:
+    """How often placing a training row gives back its fitted label (non-noise rows only).
+
+    ``replacement_agreement`` is what serving does (table first); ``transform_agreement`` forces the
+    full UMAP.transform + approximate_predict path on a sample, as for never-seen rows.
+    """
+    fit_rows = model.fit_rows_
+    fitted = model.fitted_labels_
     clustered = fitted >= 0
-    return float(np.mean(placed[clustered] == fitted[clustered])) if clustered.any() else 0.0
+    if not clustered.any():
+        return {"replacement_agreement": 0.0, "transform_agreement": 0.0}
+    subset = customers.iloc[fit_rows]
+    served = model.place(subset).cluster_id
+    rng = np.random.default_rng(0)
+    picked = rng.choice(np.flatnonzero(clustered), size=min(sample, int(clustered.sum())), replace=False)
+    full = np.array([label for label, _, _ in model._place_unseen(placement_keys(subset.iloc[picked]))])
+    return {"replacement_agreement": round(float(np.mean(served[clustered] == fitted[clustered])), 4),
+            "transform_agreement": round(float(np.mean(full == fitted[picked])), 4)}

@@ -7,8 +7,10 @@ folder and becomes live only through one ``os.replace`` of the ``model/current``
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
 import resource
 import shutil
 import sys
@@ -19,9 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from portal import model_store
-from portal.errors import NotFound, ReleaseError, TrainingError
+from portal.errors import Conflict, NotFound, ReleaseError, TrainingError
 from portal.settings import Settings, load_settings
-from retraining.status import FAILED, REJECTED, RUNNING, SUCCEEDED, now_iso, run_lock, state_dir, write_status
+from retraining.status import (
+    FAILED,
+    REJECTED,
+    RUNNING,
+    SUCCEEDED,
+    FileLock,
+    now_iso,
+    run_lock,
+    state_dir,
+    write_status,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -107,11 +119,13 @@ def _save_report(settings: Settings, report: RetrainReport) -> Path:
     return folder / f"{stem}.json"
 
 
-def run_retraining(settings: Settings, progress: Progress | None = None) -> RetrainReport:
-    """One full run under the host-wide run lock; never raises for a data or model problem."""
+def run_retraining(settings: Settings, progress: Progress | None = None,
+                   lock: FileLock | None = None) -> RetrainReport:
+    """One full run under the host-wide run lock (taken here, or handed over already held by the
+    process that started this one); never raises for a data or model problem."""
     say = progress or (lambda m: log.info("%s", m))
     report = RetrainReport()
-    lock = run_lock(settings.production_models_dir)
+    lock = lock or run_lock(settings.production_models_dir)
     if not lock.acquire():
         report.state, report.reason = FAILED, "another retraining run is in progress on this host"
         return report
@@ -122,7 +136,8 @@ def run_retraining(settings: Settings, progress: Progress | None = None) -> Retr
             say(f"removed {removed} stale temporary folder(s) from an interrupted run")
         current = model_store.live_release_dir(settings.model_dir)
         report.previous_version = current.name if current else None
-        write_status(settings.production_models_dir, {"state": RUNNING, "report": asdict(report)})
+        write_status(settings.production_models_dir,
+                     {"state": RUNNING, "pid": os.getpid(), "report": asdict(report)})
 
         from portal.training import train_release
 
@@ -133,7 +148,7 @@ def run_retraining(settings: Settings, progress: Progress | None = None) -> Retr
         def stage(message: str) -> None:
             say(message)
             write_status(settings.production_models_dir,
-                         {"state": RUNNING, "stage": message, "report": asdict(report)})
+                         {"state": RUNNING, "pid": os.getpid(), "stage": message, "report": asdict(report)})
 
         staging, manifest, data = train_release(files, settings.production_models_dir, progress=stage)
         report.timings_s["fit"] = round(time.perf_counter() - started, 2)
@@ -176,21 +191,30 @@ def run_retraining(settings: Settings, progress: Progress | None = None) -> Retr
 
 
 def rollback(settings: Settings, version: str) -> str:
-    """Point the live model at an earlier release after verifying it loads here."""
-    target = settings.production_models_dir / version
-    if not target.is_dir() or version.startswith("."):
-        known = [r.version for r in model_store.list_releases(settings.production_models_dir, settings.model_dir)]
-        raise NotFound(f"No release {version}; known releases: {known}.")
-    model_store.verify_release(target)
+    """Point the live model at an earlier release after verifying it loads here (404 unknown, 409 unusable)."""
+    releases = {r.version: r for r in model_store.list_releases(settings.production_models_dir, settings.model_dir)}
+    if version not in releases:
+        raise NotFound(f"No release {version[:80]!r}; known releases: {sorted(releases, reverse=True)}.")
+    target = releases[version].path
+    try:
+        model_store.verify_release(target)
+    except ReleaseError as exc:
+        raise Conflict(f"Cannot roll back to {version}: {exc}") from None
     model_store.set_live(settings.model_dir, target)
     return version
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the child process the scheduler and /admin/retrain start."""
+    parser = argparse.ArgumentParser(prog="python -m retraining.job")
+    parser.add_argument("--lock-fd", type=int, help="descriptor of the run lock, already held (from the parent)")
+    args = parser.parse_args(argv)
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s retrain %(message)s")
-    report = run_retraining(settings)
+    lock = None
+    if args.lock_fd is not None:
+        lock = FileLock.inherited(run_lock(settings.production_models_dir).path, args.lock_fd)
+    report = run_retraining(settings, lock=lock)
     sys.exit(0 if report.state in (SUCCEEDED, REJECTED) else 1)
 
 

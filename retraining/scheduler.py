@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,10 +25,10 @@ from apscheduler.triggers.cron import CronTrigger
 from portal import model_store
 from portal.errors import Conflict
 from portal.settings import PROJECT_ROOT, Settings
-from retraining.status import RUNNING, FileLock, run_lock, state_dir, write_status
+from retraining.status import REJECTED, RUNNING, SUCCEEDED, FileLock, read_status, run_lock, state_dir, write_status
 
 log = logging.getLogger(__name__)
-TAKEOVER_POLL_S = 5.0
+TAKEOVER_POLL_S = 2.0
 MISFIRE_GRACE_S = 6 * 3600
 
 
@@ -55,42 +56,67 @@ def previous_run_time(settings: Settings, now: datetime | None = None) -> dateti
 
 
 def missed_run(settings: Settings, now: datetime | None = None) -> bool:
-    """True when the live model is older than the most recent scheduled run time."""
+    """True when the most recent scheduled run left no trace: the live model predates it and no run
+    has succeeded or been rejected since (a rejected run would only be rejected again)."""
     release = model_store.live_release_dir(settings.model_dir)
     if release is None:
         return False
+    due = previous_run_time(settings, now)
+    status = read_status(settings.production_models_dir)
+    finished = (status.get("report") or {}).get("finished_at")
+    if status.get("state") in (SUCCEEDED, REJECTED) and finished:
+        if datetime.fromisoformat(finished) >= due:
+            return False
     try:
         created = datetime.fromisoformat(model_store.read_manifest(release)["created_at"])
     except (KeyError, ValueError, model_store.ReleaseError):
         return True
-    return created < previous_run_time(settings, now)
+    return created < due
 
 
 def settings_as_env(settings: Settings) -> dict[str, str]:
-    """The running settings as environment variables, so a child process sees the same configuration."""
+    """The running settings as environment variables, so a child process sees the same configuration.
+
+    Paths are made absolute (the child runs from the project root, the parent may not), and a setting
+    that is unset here is removed from the environment rather than left to a stale variable.
+    """
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
+        key = name.upper()
         if value is None:
+            env.pop(key, None)
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
+        elif isinstance(value, Path):  # absolute, but links kept: model/... must follow later swaps
+            value = os.path.abspath(value)
         elif isinstance(value, list):
             value = ",".join(value)
-        env[name.upper()] = str(value)
-    env.setdefault("PYTHONPATH", str(PROJECT_ROOT))
+        env[key] = str(value)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     return env
 
 
 def launch_retraining(settings: Settings) -> int:
-    """Start the job in a child process; 409 when a run is already in progress on this host."""
-    if run_lock(settings.production_models_dir).is_locked_elsewhere():
+    """Start the job in a child process; 409 when a run is already in progress on this host.
+
+    The run lock is taken here, before the child exists, and handed to it: a second request arriving
+    while the child is still importing gets 409 instead of starting a duplicate run.
+    """
+    lock = run_lock(settings.production_models_dir)
+    if not lock.acquire():
         raise Conflict("A retraining run is already in progress; follow it at GET /admin/retrain/status.")
-    log_path = state_dir(settings.production_models_dir) / "last-run.log"
-    with log_path.open("ab") as log_file:
-        child = subprocess.Popen([sys.executable, "-m", "retraining.job"], cwd=PROJECT_ROOT,
-                                 env=settings_as_env(settings), stdout=log_file, stderr=subprocess.STDOUT,
-                                 start_new_session=True)
-    write_status(settings.production_models_dir, {"state": RUNNING, "stage": "starting", "pid": child.pid})
+    try:
+        write_status(settings.production_models_dir, {"state": RUNNING, "stage": "starting"})
+        log_path = state_dir(settings.production_models_dir) / "last-run.log"
+        with log_path.open("ab") as log_file:
+            child = subprocess.Popen([sys.executable, "-m", "retraining.job", "--lock-fd", str(lock.fd)],
+                                     cwd=PROJECT_ROOT, env=settings_as_env(settings), stdout=log_file,
+                                     stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(lock.fd,))
+    except BaseException:
+        lock.release()
+        raise
+    lock.hand_over()
     threading.Thread(target=child.wait, name="retrain-reaper", daemon=True).start()
     log.info("retraining started in process %d", child.pid)
     return child.pid
@@ -129,17 +155,23 @@ class RetrainScheduler:
             self._stop.wait(TAKEOVER_POLL_S)
 
     def _lead(self) -> None:
-        self.role = "leader"
         scheduler = BackgroundScheduler(timezone=ZoneInfo(self.settings.retrain_timezone))
         scheduler.add_job(_scheduled_job, quarterly_trigger(self.settings), args=[self.settings],
                           id="quarterly-retrain", coalesce=True, misfire_grace_time=MISFIRE_GRACE_S,
                           max_instances=1, replace_existing=True)
-        if missed_run(self.settings):
+        try:
+            catch_up = missed_run(self.settings)
+        except Exception:  # never let a bad status file stop the schedule itself
+            log.exception("could not tell whether a scheduled retrain was missed")
+            catch_up = False
+        if catch_up:
             when = datetime.now(UTC) + timedelta(seconds=self.settings.retrain_catchup_delay_s)
-            scheduler.add_job(_scheduled_job, "date", run_date=when, args=[self.settings], id="catch-up")
+            scheduler.add_job(_scheduled_job, "date", run_date=when, args=[self.settings], id="catch-up",
+                              misfire_grace_time=MISFIRE_GRACE_S)
             log.warning("the live model predates the last scheduled retrain; catching up at %s", when.isoformat())
         scheduler.start()
         self._scheduler = scheduler
+        self.role = "leader"
         log.info("this process (%d) runs the retraining schedule; next run %s", os.getpid(),
                  self.info()["next_run"])
 

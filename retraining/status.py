@@ -1,7 +1,9 @@
 """Run lock and status file shared by every process on the host.
 
 The lock is an ``fcntl.flock`` on a file: the kernel releases it when the holder dies, even by
-``kill -9``, so a crashed run never blocks the next one.
+``kill -9``, so a crashed run never blocks the next one. A web worker that starts a run takes the
+lock itself and hands the locked descriptor to the child process, so two concurrent requests cannot
+both start one; the lock then lives exactly as long as the child.
 """
 
 from __future__ import annotations
@@ -31,7 +33,20 @@ class FileLock:
         self.path = Path(path)
         self._fd: int | None = None
 
+    @classmethod
+    def inherited(cls, path: Path, fd: int) -> FileLock:
+        """Adopt a descriptor, already locked, that the parent process passed down."""
+        lock = cls(path)
+        lock._fd = fd
+        return lock
+
+    @property
+    def fd(self) -> int | None:
+        return self._fd
+
     def acquire(self) -> bool:
+        if self._fd is not None:
+            return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -47,6 +62,12 @@ class FileLock:
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def hand_over(self) -> None:
+        """Close this process's descriptor without unlocking: a child that inherited it keeps the lock."""
+        if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
@@ -76,32 +97,20 @@ def write_status(production_dir: Path, status: dict[str, Any]) -> None:
 
 
 def read_status(production_dir: Path) -> dict[str, Any]:
-    """Last known state; a 'running' state whose process is gone is reported as failed."""
+    """Last known state; a 'running' state while nobody holds the run lock is reported as failed.
+
+    Every run holds the run lock from before its process starts until it ends (the kernel drops it
+    when the process dies), so the lock, not a pid that may have been reused, says whether it runs.
+    """
     path = state_dir(production_dir) / "status.json"
     try:
         status = json.loads(path.read_text())
     except (OSError, ValueError):
         return {"state": IDLE}
-    if status.get("state") == RUNNING and not run_lock(production_dir).is_locked_elsewhere() \
-            and not _alive(status.get("pid")):
+    if status.get("state") == RUNNING and not run_lock(production_dir).is_locked_elsewhere():
         status = {**status, "state": FAILED, "reason": "the retraining process ended without finishing "
                   "(killed or crashed); nothing was changed. Start it again."}
     return status
-
-
-def _alive(pid: object) -> bool:
-    """True while a just-started child exists (before it has taken the run lock)."""
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:  # a zombie is not running
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def now_iso() -> str:

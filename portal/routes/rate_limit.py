@@ -6,13 +6,12 @@ import threading
 import time
 from collections import deque
 
-from flask import request
+from flask import current_app, request
 
 from portal.errors import RateLimited
 from portal.routes import services
 
 _lock = threading.Lock()
-_seen: dict[str, deque[float]] = {}
 
 
 def limit_generation() -> None:
@@ -23,7 +22,8 @@ def limit_generation() -> None:
     client = request.headers.get("X-Forwarded-For", request.remote_addr or "?").split(",")[0].strip()
     now = time.monotonic()
     with _lock:
-        window = _seen.setdefault(client, deque())
+        seen: dict[str, deque[float]] = current_app.extensions.setdefault("rate_limit_windows", {})
+        window = seen.setdefault(client, deque())
         while window and now - window[0] > 60:
             window.popleft()
         if len(window) >= limit:

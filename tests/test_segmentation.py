@@ -1,0 +1,117 @@
+"""The pipeline places rows with the fitted models, handles unseen values, and finds planted groups."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from portal.features import KEY_COLUMNS, feature_frame, placement_keys
+from portal.live_model import load_release
+from portal.sample_data import generate_customers
+from schemas import DATE_JOINED, GENDER, LOCATION, LOYALTY_TIER
+
+
+@pytest.fixture(scope="module")
+def release(trained_release: Path):
+    return load_release(trained_release)
+
+
+@pytest.fixture(scope="module")
+def training_customers(training_file: Path) -> pd.DataFrame:
+    from portal.ingestion import read_customer_file
+
+    return read_customer_file(training_file).frame
+
+
+def _rows(*rows: tuple) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=[LOCATION, GENDER, LOYALTY_TIER, DATE_JOINED]).assign(
+        **{DATE_JOINED: lambda f: pd.to_datetime(f[DATE_JOINED])})
+
+
+def test_every_row_gets_a_known_segment_and_a_confidence(release, training_customers):
+    placed = release.model.place(training_customers)
+    assert len(placed.cluster_id) == len(training_customers)
+    assert set(placed.cluster_id.tolist()) <= set(release.personas)
+    assert np.all((placed.confidence >= 0) & (placed.confidence <= 1))
+
+
+def test_replacing_training_rows_reproduces_their_fitted_labels(trained_release, training_customers):
+    from portal.training import load_segmentation
+
+    model = load_segmentation(trained_release)
+    manifest = json.loads((trained_release / "manifest.json").read_text())
+    placed = model.place(training_customers)
+    assert manifest["metrics"]["replacement_agreement"] >= 0.95
+    # the same rows placed twice land in the same segments
+    assert np.array_equal(placed.cluster_id, model.place(training_customers).cluster_id)
+
+
+def test_unseen_locations_and_categories_do_not_fail(release):
+    rows = _rows(("Atlantis", "Unknown", "Silver", "2019-05-01"),
+                 ("Punggol", "Other", "Platinum", "2016-02-11"),
+                 ("Kuala Lumpur", "Female", "Gold", "2030-01-01"))
+    placed = release.model.place(rows)
+    assert len(placed.cluster_id) == 3
+    assert set(placed.cluster_id.tolist()) <= set(release.personas)
+
+
+def test_unseen_combination_goes_through_umap_and_is_remembered(release):
+    model = release.model
+    row = _rows(("Nowhere Town", "Female", "Gold", "2012-07-09"))
+    key = tuple(placement_keys(row).iloc[0])
+    assert key not in model.table_
+    first = model.place(row)
+    assert key in model._remembered
+    again = model.place(row)
+    assert first.cluster_id[0] == again.cluster_id[0]
+
+
+def test_placement_depends_only_on_the_key_not_the_day_or_order(release):
+    a = _rows(("Bedok", "Male", "Gold", "2021-03-01"), ("Yishun", "Female", "Silver", "2018-09-30"))
+    b = _rows(("Yishun", "Female", "Silver", "2018-09-02"), ("Bedok", "Male", "Gold", "2021-03-28"))
+    pa, pb = release.model.place(a), release.model.place(b)
+    assert pa.cluster_id.tolist() == pb.cluster_id[::-1].tolist()
+
+
+def test_tenure_is_clipped_for_customers_newer_than_the_model():
+    keys = pd.DataFrame([("Bedok", "Male", "Gold", 2030, 5)], columns=KEY_COLUMNS)
+    frame = feature_frame(keys, reference_month=2025 * 12)
+    assert frame["tenure_months"].iloc[0] == 0
+
+
+def test_personas_are_aggregates_without_customer_data(release, training_customers):
+    text = json.dumps(release.personas, default=str)
+    for column in ("Customer ID",):
+        for value in training_customers[column].dropna().head(50):
+            assert str(value) not in text
+    for persona in release.personas.values():
+        assert persona["name"] and persona["summary"]
+        assert abs(sum(persona["traits"]["tier_mix"].values()) - 1) < 0.01
+        assert persona["distinguishing_traits"], persona["name"]
+        for trait in persona["distinguishing_traits"]:
+            assert trait["lift"] >= 1.2 and 0 < trait["base_share"] < trait["share"]
+
+
+def test_planted_groups_are_recovered(trained_release, training_customers, training_file):
+    """The session model (1,500 rows) finds the generator's groups; the 5k figure is in make bench."""
+    from portal.training import load_segmentation
+
+    answers = pd.read_csv(training_file.with_name(training_file.stem + ".answers.csv"))
+    truth = training_customers.merge(answers, on="Customer ID")["true_group"]
+    placed = load_segmentation(trained_release).place(training_customers).cluster_id
+    assert adjusted_rand_score(truth, placed) >= 0.7
+
+
+@pytest.mark.slow
+def test_fit_is_reproducible_with_a_fixed_random_state():
+    from portal.segmentation import SegmentationModel
+
+    customers, _ = generate_customers(rows=600, seed=5)
+    first = SegmentationModel().fit(customers).labels_
+    second = SegmentationModel().fit(customers).labels_
+    assert adjusted_rand_score(first, second) == pytest.approx(1.0)
