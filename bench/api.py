@@ -259,7 +259,8 @@ def _promo_tables(ctx: Context, release: str) -> list[Table]:
     start.add(secs(healthy_s), *(secs(t) + ("" if s == 200 else f" ({s})") for t, s in sequential),
               ", ".join(f"{a} s / {b} s" for a, b in loaded) or "—", " / ".join(fmt(p, 0) for p in peaks))
     start.notes += ["gunicorn -c gunicorn.conf.py -b 127.0.0.1:<free port>, WEB_CONCURRENCY=2, RETRAIN_ENABLED=false, "
-                    "a temp workspace holding a copy of this run's 5k release; numba cache warm (NUMBA_CACHE_DIR)",
+                    "a temp workspace holding a copy of this run's bundled-style release (5k rows; 2k in --quick); "
+                    "numba cache warm (NUMBA_CACHE_DIR)",
                     "1st-3rd: sequential requests right after /health turned 200 (distinct bodies); load / warm-up: "
                     "from each worker's 'serving model' log line (a worker serves from its key table while its "
                     "numba warm-up runs; a request with an unseen key before warm-up ends waits for the compile)",

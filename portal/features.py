@@ -35,7 +35,7 @@ class FeatureWeights:
     """
 
     area_profile: float = 2.0
-    tenure: float = 1.0
+    tenure: float = 2.5
     tier: float = 0.1
     location: float = 0.0
     region: float = 0.0

@@ -7,12 +7,10 @@ that already holds the old release finishes on it, and no request ever sees half
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +24,6 @@ from portal.segmentation import SegmentationModel
 from portal.training import load_segmentation
 
 log = logging.getLogger(__name__)
-#: numba's workqueue threading layer (the one pynndescent falls back to without TBB) aborts the whole
-#: process when two threads run parallel code at once, so placements that reach UMAP take turns.
-#: TODO(segmentation owner): move this lock into SegmentationModel._place_unseen and drop the wrapper.
-NUMBA_LOCK = threading.Lock()
 NO_MODEL_HINT = "No model has been trained yet. Run `make train` (or `flask --app app train`) and retry."
 
 
@@ -65,7 +59,6 @@ def load_release(release_dir: Path, warm_up: bool = True) -> LiveRelease:
         raise ReleaseError(f"Release {release_dir.name} could not be loaded ({exc.__class__.__name__}: "
                            f"{str(exc)[:200]}). {model_store.REBUILD_HINT}") from None
     profiles = {int(r["cluster_id"]): r for r in profiles_frame.to_dict(orient="records")}
-    model._place_unseen = _one_at_a_time(model._place_unseen)
     release = LiveRelease(manifest["version"], release_dir, manifest, model, personas, profiles)
     if warm_up:
         try:
@@ -74,14 +67,6 @@ def load_release(release_dir: Path, warm_up: bool = True) -> LiveRelease:
             raise ReleaseError(f"Release {release_dir.name} failed its warm-up placement ({exc.__class__.__name__}: "
                                f"{str(exc)[:200]}). {model_store.REBUILD_HINT}") from None
     return release
-
-
-def _one_at_a_time(place_unseen: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(place_unseen)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        with NUMBA_LOCK:
-            return place_unseen(*args, **kwargs)
-    return guarded
 
 
 class ModelHolder:

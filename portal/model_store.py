@@ -42,6 +42,8 @@ PINNED_LIBRARIES = ("numpy", "scipy", "scikit-learn", "numba", "llvmlite", "umap
 STABLE_LINKS = ("encoder.pkl", "scaler.pkl", "umap.pkl", "hdbscan.pkl", "cluster_personas.pkl",
                 "cluster_personas.json", "cluster_profiles.csv", "segments.png", MANIFEST)
 TMP_PREFIX = ".tmp-"
+#: Bumped whenever the features or the saved state change shape; a release of another format is refused.
+MODEL_FORMAT = 2
 #: Artifacts without which a release cannot serve; the manifest must list (and so checksum) each one.
 REQUIRED_FILES = ("encoder.pkl", "scaler.pkl", "umap.pkl", "hdbscan.pkl", "placement_table.pkl",
                   "cluster_personas.pkl", "cluster_profiles.csv")
@@ -49,7 +51,7 @@ REQUIRED_FILES = ("encoder.pkl", "scaler.pkl", "umap.pkl", "hdbscan.pkl", "place
 
 def runtime_environment() -> dict[str, str]:
     """Versions that decide whether a pickle written elsewhere can be read here."""
-    env = {"python": platform.python_version()}
+    env = {"python": platform.python_version(), "model_format": str(MODEL_FORMAT)}
     for name in PINNED_LIBRARIES:
         try:
             env[name] = metadata.version(name)

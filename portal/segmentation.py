@@ -31,6 +31,9 @@ from portal.features import (
 
 log = logging.getLogger(__name__)
 
+#: numba's workqueue threading layer (the one pynndescent falls back to without TBB) aborts the whole
+#: process when two threads run parallel code at once, so placements that reach UMAP take turns.
+NUMBA_LOCK = threading.Lock()
 #: Confidence given to noise rows reassigned to their most likely segment is scaled by this.
 REASSIGNED_CONFIDENCE_CAP = 0.5
 MAX_REMEMBERED_KEYS = 200_000
@@ -40,7 +43,7 @@ MAX_REMEMBERED_KEYS = 200_000
 class SegmentationParams:
     """Every tunable of the pipeline; recorded in the release manifest."""
 
-    umap_n_neighbors: int = 50
+    umap_n_neighbors: int = 200
     umap_min_dist: float = 0.0
     umap_n_components: int = 5
     umap_metric: str = "euclidean"
@@ -209,23 +212,26 @@ class SegmentationModel:
 
     def _place_unseen(self, keys: pd.DataFrame, batch: int = 5000) -> list[tuple[int, float, bool]]:
         """Full path for keys never seen in training: transform + approximate_predict, in batches."""
+        out: list[tuple[int, float, bool]] = []
+        with NUMBA_LOCK:
+            for start in range(0, len(keys), batch):
+                out.extend(self._place_batch(keys.iloc[start:start + batch]))
+        return out
+
+    def _place_batch(self, chunk: pd.DataFrame) -> list[tuple[int, float, bool]]:
         import hdbscan
 
-        out: list[tuple[int, float, bool]] = []
-        for start in range(0, len(keys), batch):
-            chunk = keys.iloc[start:start + batch]
-            X = self.scaler_.transform(self.encoder_.transform(feature_frame(chunk, self.reference_month_)))
-            embedded = self.umap_.transform(X)
-            labels, strengths = hdbscan.approximate_predict(self.hdbscan_, embedded)
-            noise = labels < 0
-            if noise.any():
-                vectors = np.atleast_2d(hdbscan.membership_vector(self.hdbscan_, embedded[noise]))
-                labels = labels.copy()
-                labels[noise] = np.asarray(self.cluster_ids_)[vectors.argmax(axis=1)]
-                strengths = strengths.copy()
-                strengths[noise] = vectors.max(axis=1) * REASSIGNED_CONFIDENCE_CAP
-            out.extend((int(lab), round(float(s), 4), bool(n)) for lab, s, n in zip(labels, strengths, noise))
-        return out
+        X = self.scaler_.transform(self.encoder_.transform(feature_frame(chunk, self.reference_month_)))
+        embedded = self.umap_.transform(X)
+        labels, strengths = hdbscan.approximate_predict(self.hdbscan_, embedded)
+        noise = labels < 0
+        if noise.any():
+            vectors = np.atleast_2d(hdbscan.membership_vector(self.hdbscan_, embedded[noise]))
+            labels = labels.copy()
+            labels[noise] = np.asarray(self.cluster_ids_)[vectors.argmax(axis=1)]
+            strengths = strengths.copy()
+            strengths[noise] = vectors.max(axis=1) * REASSIGNED_CONFIDENCE_CAP
+        return [(int(lab), round(float(s), 4), bool(n)) for lab, s, n in zip(labels, strengths, noise)]
 
     def warm_up(self) -> float:
         """Compile numba's transform path now, so the first real request does not pay for it."""

@@ -44,8 +44,16 @@ class TrainingData:
     sources: list[str]
 
 
-def collect_training_data(paths: Iterable[Path], progress: Progress | None = None) -> TrainingData:
-    """Read every file with the upload schema code; later files win for a repeated customer id."""
+CustomerKey = Callable[[Path, pd.Series], pd.Series]
+
+
+def collect_training_data(paths: Iterable[Path], progress: Progress | None = None,
+                          customer_key: CustomerKey | None = None) -> TrainingData:
+    """Read every file with the upload schema code; later files win for a repeated customer id.
+
+    ``customer_key`` maps a file's ids to the key used for de-duplication (retraining hashes raw ids
+    the way upload snapshots do, so a customer seen in both counts once).
+    """
     say = progress or (lambda m: log.info("%s", m))
     frames, rows_read, rows_skipped, sources = [], 0, 0, []
     for order, path in enumerate(paths):
@@ -53,7 +61,10 @@ def collect_training_data(paths: Iterable[Path], progress: Progress | None = Non
         say(f"read {path}: {table.rows_received} rows, {table.skipped_count} skipped")
         rows_read += table.rows_received
         rows_skipped += table.skipped_count
-        frames.append(table.frame.assign(_order=order))
+        frame = table.frame.assign(_order=order)
+        if customer_key is not None:
+            frame[CUSTOMER_ID] = customer_key(Path(path), frame[CUSTOMER_ID])
+        frames.append(frame)
         sources.append(str(path))
     if not frames:
         raise TrainingError("No training files were given or found.")
@@ -113,11 +124,11 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
 
 
 def train_release(paths: list[Path], production_dir: Path, params: SegmentationParams | None = None,
-                  progress: Progress | None = None) -> tuple[Path, dict[str, Any], TrainingData]:
+                  progress: Progress | None = None, customer_key: CustomerKey | None = None) -> tuple[Path, dict[str, Any], TrainingData]:
     """Fit on ``paths`` and write a complete release into a fresh staging folder (not yet published)."""
     say = progress or (lambda m: log.info("%s", m))
     started = time.perf_counter()
-    data = collect_training_data(paths, say)
+    data = collect_training_data(paths, say, customer_key)
     say(f"training on {len(data.customers)} customers ({data.duplicates_dropped} duplicates dropped)")
     model = SegmentationModel(params).fit(data.customers, progress=say)
     version = model_store.new_version()

@@ -25,6 +25,11 @@ RECORD = "record.json"
 PLACEMENT = "placement.npz"
 
 
+def hash_customer_id(value: object, salt: str) -> str:
+    """Salted, truncated sha256: the same customer gets the same key in every snapshot, never the id."""
+    return hashlib.sha256(salt.encode() + str(value).encode()).hexdigest()[:24]
+
+
 def new_upload_id() -> str:
     return uuid.uuid4().hex
 
@@ -76,7 +81,7 @@ class UploadStore:
         return path, path.suffix.lstrip(".")
 
     def hash_id(self, value: object) -> str:
-        return hashlib.sha256(self._salt + str(value).encode()).hexdigest()[:24]
+        return hash_customer_id(value, self._salt.decode())
 
     def write_snapshot(self, upload_id: str, customers: pd.DataFrame) -> Path:
         """Feature columns plus a salted hash of the customer id, for the next retraining."""

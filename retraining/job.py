@@ -79,6 +79,23 @@ def snapshot_files(settings: Settings) -> list[Path]:
     return files
 
 
+def snapshot_key(settings: Settings):
+    """De-duplication key: snapshots already carry the salted hash; other files' raw ids are hashed alike."""
+    import pandas as pd
+
+    from portal.upload_store import hash_customer_id
+
+    base = settings.base_data_dir.resolve()
+    salt = settings.snapshot_salt.get_secret_value()
+
+    def key(path: Path, ids: pd.Series) -> pd.Series:
+        if base in path.resolve().parents:
+            return ids
+        return ids.map(lambda v: hash_customer_id(v, salt) if pd.notna(v) else v).astype("string")
+
+    return key
+
+
 def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, report: RetrainReport,
               customers) -> str | None:
     """Quality gates; returns the reason to reject, or None to accept."""
@@ -150,7 +167,8 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             write_status(settings.production_models_dir,
                          {"state": RUNNING, "pid": os.getpid(), "stage": message, "report": asdict(report)})
 
-        staging, manifest, data = train_release(files, settings.production_models_dir, progress=stage)
+        staging, manifest, data = train_release(files, settings.production_models_dir, progress=stage,
+                                                customer_key=snapshot_key(settings))
         report.timings_s["fit"] = round(time.perf_counter() - started, 2)
         report.version, report.rows_read = manifest["version"], manifest["rows_read"]
         report.rows_used = manifest["training_rows"]
