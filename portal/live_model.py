@@ -7,6 +7,7 @@ that already holds the old release finishes on it, and no request ever sees half
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -69,11 +70,39 @@ def load_release(release_dir: Path, warm_up: bool = True) -> LiveRelease:
     return release
 
 
+EDITABLE_PERSONA_FIELDS = ("name", "summary", "suggested_tone", "content_angles")
+
+
+def apply_persona_overrides(release: LiveRelease, persona_path: Path | None) -> None:
+    """Let marketing rename and re-voice personas: PERSONA_PATH outside the release overrides the
+    editable fields (name, summary, tone, angles) of matching segments; the aggregates stay the release's."""
+    if persona_path is None or not Path(persona_path).is_file():
+        return
+    path = Path(persona_path).resolve()
+    if release.path.resolve() in path.parents:
+        return
+    try:
+        edited = json.loads(path.read_text()) if path.suffix == ".json" else joblib.load(path)
+        edited = {int(k): v for k, v in edited.items()}
+    except Exception as exc:  # an operator's file: report it, keep serving the release's personas
+        log.warning("PERSONA_PATH %s ignored: unreadable (%s)", path, exc.__class__.__name__)
+        return
+    unknown = sorted(set(edited) - set(release.personas))
+    if unknown:
+        log.warning("PERSONA_PATH %s ignored: segments %s are not in model %s", path, unknown, release.version)
+        return
+    for cluster_id, fields in edited.items():
+        release.personas[cluster_id] = {**release.personas[cluster_id],
+                                        **{k: fields[k] for k in EDITABLE_PERSONA_FIELDS if k in fields}}
+    log.info("personas of %d segment(s) edited from %s", len(edited), path)
+
+
 class ModelHolder:
     """Per-process holder of the live release, with a watcher thread for hot reload."""
 
-    def __init__(self, model_dir: Path, poll_interval_s: float = 2.0) -> None:
+    def __init__(self, model_dir: Path, poll_interval_s: float = 2.0, persona_path: Path | None = None) -> None:
         self.model_dir = Path(model_dir)
+        self.persona_path = persona_path
         self.poll_interval_s = poll_interval_s
         self._release: LiveRelease | None = None
         self._error: str | None = NO_MODEL_HINT
@@ -122,6 +151,7 @@ class ModelHolder:
             started = time.perf_counter()
             try:
                 release = load_release(target, warm_up=not first)
+                apply_persona_overrides(release, self.persona_path)
             except ReleaseError as exc:
                 self._error = str(exc)
                 log.error("model release not loaded: %s", exc)

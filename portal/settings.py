@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     # Data and models
     model_dir: Path = Field(Path("./model"), description="The live release (a pointer into PRODUCTION_MODELS_DIR).")
     persona_path: Path = Field(Path("./model/cluster_personas.pkl"),
-                               description="Personas of the live release (seed name; read-only view).")
+                               description="Personas file; outside the release it overrides persona names, "
+                                           "summaries, tones and angles (same cluster ids).")
     production_models_dir: Path = Path("./production_models")
     upload_dir: Path = Path("./uploads")
     base_data_dir: Path = Path("./base_data")

@@ -124,7 +124,8 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
 
 
 def train_release(paths: list[Path], production_dir: Path, params: SegmentationParams | None = None,
-                  progress: Progress | None = None, customer_key: CustomerKey | None = None) -> tuple[Path, dict[str, Any], TrainingData]:
+                  progress: Progress | None = None,
+                  customer_key: CustomerKey | None = None) -> tuple[Path, dict[str, Any], TrainingData]:
     """Fit on ``paths`` and write a complete release into a fresh staging folder (not yet published)."""
     say = progress or (lambda m: log.info("%s", m))
     started = time.perf_counter()

@@ -105,3 +105,27 @@ def test_a_first_release_that_cannot_place_is_withdrawn_with_the_reason(workspac
     assert not holder.reload_if_changed()
     with pytest.raises(ModelUnavailable, match="warm-up.*kept_.*make train"):
         holder.current()
+
+
+def test_persona_path_outside_the_release_renames_personas(workspace, tmp_path):
+    """Marketing can rename a segment without retraining; aggregates still come from the release."""
+    import json as _json
+
+    release_dir = model_store.live_release_dir(workspace["model"])
+    personas = _json.loads((release_dir / "cluster_personas.json").read_text())
+    first = next(iter(personas))
+    edited = tmp_path / "personas.json"
+    edited.write_text(_json.dumps({first: {"name": "Weekend Treat Seekers", "size": -1}}))
+    holder = ModelHolder(workspace["model"], persona_path=edited)
+    holder.reload_if_changed()
+    persona = holder.current().persona(int(first))
+    assert persona["name"] == "Weekend Treat Seekers"
+    assert persona["size"] == personas[first]["size"]
+
+
+def test_persona_path_with_unknown_segments_is_ignored(workspace, tmp_path):
+    edited = tmp_path / "personas.json"
+    edited.write_text('{"999": {"name": "Ghost segment"}}')
+    holder = ModelHolder(workspace["model"], persona_path=edited)
+    holder.reload_if_changed()
+    assert all(p["name"] != "Ghost segment" for p in holder.current().personas.values())

@@ -115,3 +115,21 @@ def test_fit_is_reproducible_with_a_fixed_random_state():
     first = SegmentationModel().fit(customers).labels_
     second = SegmentationModel().fit(customers).labels_
     assert adjusted_rand_score(first, second) == pytest.approx(1.0)
+
+
+def test_a_customer_file_never_seen_with_aliased_headers_is_segmented_as_well(trained_release, tmp_path):
+    """Other customers of the same business, in another layout, land in the planted groups too."""
+    from portal.ingestion import read_customer_file
+    from portal.training import load_segmentation
+
+    customers, answers = generate_customers(rows=1200, seed=2024)
+    renamed = customers.rename(columns={"Customer ID": "cust_id", "Date Joined": "join_date",
+                                        "Location": "Branch", "Gender": "SEX", "Loyalty Tier": "membership level"})
+    renamed["join_date"] = renamed["join_date"].dt.strftime("%d/%m/%Y")
+    path = tmp_path / "other_customers.xlsx"
+    renamed.to_excel(path, index=False)
+    table = read_customer_file(path)
+    truth = table.frame.merge(answers, on="Customer ID")["true_group"]
+    placed = load_segmentation(trained_release).place(table.frame).cluster_id
+    assert len(placed) == 1200
+    assert adjusted_rand_score(truth, placed) >= 0.7
