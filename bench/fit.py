@@ -94,21 +94,31 @@ def child_fit_seed(data: str, out: str) -> dict[str, Any]:
     }
 
 
+def _umap_shape(params: dict[str, Any]) -> str:
+    """UMAP neighbours / dimensions / min_dist of a fit, ours or the seed's, read from what it recorded."""
+    k = params.get("umap_n_neighbors", params.get("n_neighbors"))
+    dims = params.get("umap_n_components", params.get("n_components"))
+    return f"{k} / {dims} / {params.get('umap_min_dist', params.get('min_dist'))}"
+
+
 def run(ctx: Context) -> list[Table]:
     if ctx.quick:
         plan = [("ours", 2000), ("seed", 2000)]
     else:
         plan = [("ours", 5000), ("seed", 5000), ("ours", 50_000)] + ([("seed", 50_000)] if ctx.full else [])
     table = Table("fit: time, peak memory and artifact size (fresh process per fit)",
-                  ["system", "rows", "import", "read+fit+save", "UMAP fit", "HDBSCAN fit", "peak RSS MB",
-                   "artifacts MB", "UMAP pickle MB"])
+                  ["system", "rows", "UMAP k / dims / min_dist", "import", "read+fit+save", "UMAP fit",
+                   "HDBSCAN fit", "peak RSS MB", "artifacts MB", "UMAP pickle MB"])
     for kind, rows in plan:
         fit = ctx.fitted(kind, rows, 42)
         t = fit["timings"]
-        table.add(kind, rows, f"{fit['import_s']:.2f} s", f"{fit['train_s']:.2f} s", f"{t['umap_fit_s']:.2f} s",
+        table.add(kind, rows, _umap_shape(fit["parameters"]), f"{fit['import_s']:.2f} s",
+                  f"{fit['train_s']:.2f} s", f"{t['umap_fit_s']:.2f} s",
                   f"{t['hdbscan_fit_s']:.2f} s", fmt(fit["fit_peak_mb"], 0), fmt(fit["release_mb"], 1),
                   fmt(fit["umap_mb"], 1))
     ours = next(ctx.fits[k]["parameters"] for k in ctx.fits if k[0] == "ours")
+    if len({_umap_shape(ctx.fits[k]["parameters"]) for k in ctx.fits if k[0] == "ours"}) > 1:
+        table.notes.append("the model code's defaults changed during this run: fits used different parameters")
     table.notes += [
         "data: generate_customers(rows, seed=42) written as csv; 'read+fit+save' is train_release for ours "
         "(ingestion, fit, personas, segment map, manifest with checksums) and read + fit + joblib.dump for the seed",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.common import Context, Table, fmt
+from bench.fit import _umap_shape
 
 
 def _pct(value: float | None) -> str:
@@ -13,7 +14,7 @@ def run(ctx: Context) -> list[Table]:
     if ctx.quick:
         datasets = [(2000, 42, False)]
     else:
-        datasets = [(5000, 42, False), (5000, 7, True), (5000, 123, True), (20_000, 99, True)]
+        datasets = [(5000, 42, False), (5000, 7, True), (5000, 123, True), (20_000, 99, True), (50_000, 42, False)]
     table = Table("quality: planted-group recovery (ARI), noise, clusters, re-placement, internal scores",
                   ["data", "system", "ARI", "noise before reassign", "clusters", "re-place (as served)",
                    "re-place (full transform)", "DBCV", "silhouette"])
@@ -26,6 +27,14 @@ def run(ctx: Context) -> list[Table]:
             served = m.get("replacement_agreement") if kind == "ours" else m.get("transform_agreement")
             table.add(label, kind, fmt(fit["ari"], 3), _pct(m["noise_share"]), m["clusters"], _pct(served),
                       _pct(m.get("transform_agreement")), fmt(m["dbcv"], 3), fmt(m["silhouette"], 3))
+    shapes = {f"{k[1] // 1000}k seed {k[2]}": _umap_shape(v["parameters"]) for k, v in ctx.fits.items()
+              if k[0] == "ours"}
+    if len(set(shapes.values())) == 1:
+        table.notes.append(f"ours: UMAP n_neighbors / n_components / min_dist = {next(iter(shapes.values()))} "
+                           "(read from each release manifest)")
+    else:
+        table.notes.append("ours, UMAP n_neighbors / n_components / min_dist per fit (the model code changed during "
+                           "the run): " + "; ".join(f"{d}: {s}" for d, s in shapes.items()))
     table.notes += [
         "data: portal.sample_data.generate_customers(rows, seed); '5k seed 42' is the bundled sample; 'aliased' "
         "files use other header spellings (cust_id, sex, membership_level, join_date, branch) and are read by the "

@@ -52,7 +52,7 @@ def run(ctx: Context) -> list[Table]:
     table.notes += [
         "each run: a temp workspace whose BASE_DATA_DIR holds one csv snapshot (generate_customers(N, seed=42)) and "
         "SAMPLE_DATA_PATH a 200-row file "
-        "(its customer ids recur in the snapshot, which wins, so 'rows used' = N); "
+        "(rows used = both after the job's own deduplication); "
         "no live model before the run (so no agreement check); RETRAIN_ENABLED=false",
         "wall: process spawn to exit (imports, reading, fit, personas, validation, atomic publish); fit and validate "
         "from the job's own report",
