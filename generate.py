@@ -264,7 +264,7 @@ def get_persona(cluster_id: int, services: Services) -> dict[str, Any]:
 def options(services: Services) -> dict[str, Any]:
     """Allowed values for every form dropdown, from the schemas and the live model."""
     release = services.release_or_none()
-    locations = sorted({k[0] for k in release.model.table_}) if release else []
+    locations = release.model.known_locations() if release else []
     return {"status": "ok", "model_version": release.version if release else None,
             "locations": locations, "genders": list(GENDERS), "loyalty_tiers": list(TIER_ORDER),
             "objectives": list(OBJECTIVE_SUGGESTIONS), "industries": list(INDUSTRY_SUGGESTIONS),

@@ -108,11 +108,12 @@ def placement_keys(customers: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def feature_frame(keys: pd.DataFrame, reference_month: int) -> pd.DataFrame:
+def feature_frame(keys: pd.DataFrame, reference_month: int, max_tenure: int | None = None) -> pd.DataFrame:
     """Derived, model-ready columns from placement keys.
 
-    ``reference_month`` is year*12+month of the newest training customer; tenure is clipped at 0 so
-    customers who joined after training count as the newest cohort rather than as a new shape.
+    ``reference_month`` is year*12+month-1 of the newest training customer. Tenure is clipped to the
+    training range: customers who joined after training count as the newest cohort, and customers
+    older than anyone in training as the oldest, rather than as shapes the model never saw.
     """
     months = keys["join_year"].to_numpy() * 12 + keys["join_month"].to_numpy() - 1
     angle = 2 * np.pi * (keys["join_month"].to_numpy() - 1) / 12
@@ -121,7 +122,7 @@ def feature_frame(keys: pd.DataFrame, reference_month: int) -> pd.DataFrame:
         "region": [region_of(loc) for loc in keys["location"].to_numpy()],
         "gender": keys["gender"].to_numpy(),
         "tier": keys["tier"].map(TIER_ORDER).fillna(1).to_numpy(dtype=float),
-        "tenure_months": np.clip(reference_month - months, 0, None).astype(float),
+        "tenure_months": np.clip(reference_month - months, 0, max_tenure).astype(float),
         "month_sin": np.sin(angle),
         "month_cos": np.cos(angle),
     })

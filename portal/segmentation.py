@@ -22,12 +22,14 @@ import pandas as pd
 from portal.errors import TrainingError
 from portal.features import (
     KEY_COLUMNS,
+    PROFILE_BLOCK,
     BlockScaler,
     FeatureWeights,
     feature_frame,
     fit_encoder_and_scaler,
     placement_keys,
 )
+from schemas import TIER_ORDER
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,9 @@ NUMBA_LOCK = threading.Lock()
 #: Confidence given to noise rows reassigned to their most likely segment is scaled by this.
 REASSIGNED_CONFIDENCE_CAP = 0.5
 MAX_REMEMBERED_KEYS = 200_000
+#: Above this many location × tier × month combinations the table is not precomputed.
+MAX_DOMAIN_ROWS = 40_000
+UNKNOWN_LOCATION = "\x00unknown location"
 
 
 @dataclass(frozen=True)
@@ -104,10 +109,12 @@ class SegmentationModel:
             raise TrainingError(f"{len(customers)} usable customers is too few to find segments; need at least "
                                 f"{max(50, 2 * p.hdbscan_min_cluster_floor)}.")
         keys = placement_keys(customers)
-        self.reference_month_ = int((keys["join_year"] * 12 + keys["join_month"] - 1).max())
+        months = keys["join_year"] * 12 + keys["join_month"] - 1
+        self.reference_month_ = int(months.max())
+        self.max_tenure_ = int(self.reference_month_ - months.min())
         self.defaults_ = {column: keys[column].mode().iloc[0] for column in KEY_COLUMNS}
         self.defaults_ = {k: (int(v) if k.startswith("join_") else str(v)) for k, v in self.defaults_.items()}
-        frame = feature_frame(keys, self.reference_month_)
+        frame = feature_frame(keys, self.reference_month_, self.max_tenure_)
         say("encoding features")
         self.encoder_, self.scaler_ = fit_encoder_and_scaler(frame, p.weights)
         X = self.scaler_.transform(self.encoder_.transform(frame))
@@ -140,19 +147,21 @@ class SegmentationModel:
 
         strengths_fit = self.hdbscan_.probabilities_
         soft_fit = self._soft_assign_training(len(fit_rows))
-        labels = np.full(len(X), -1)
-        strengths = np.zeros(len(X))
-        labels[fit_rows], strengths[fit_rows] = labels_fit, strengths_fit
         self.embedding_sample_ = embedding_fit[: min(len(embedding_fit), 5000)]
         self.embedding_sample_labels_ = labels_fit[: len(self.embedding_sample_)]
+        self.noise_share_ = float(np.mean(labels_fit == -1))
+        self.table_ = self._build_table(X[fit_rows], labels_fit, strengths_fit, soft_fit)
+        self._remembered: dict[bytes, tuple[int, float, bool]] = {}
+        started = time.perf_counter()
+        added = self._precompute_domain(keys)
+        self.timings_["table_s"] = round(time.perf_counter() - started, 2)
+        say(f"placement table: {len(self.table_)} feature rows ({added} computed beyond the training rows)")
 
+        labels, strengths = np.full(len(X), -1), np.zeros(len(X))
+        labels[fit_rows], strengths[fit_rows] = labels_fit, strengths_fit
         rest = np.setdiff1d(np.arange(len(X)), fit_rows)
         if len(rest):
             say(f"placing the other {len(rest)} training rows")
-        self.noise_share_ = float(np.mean(labels_fit == -1))
-        self.table_ = self._build_table(keys.iloc[fit_rows], labels_fit, strengths_fit, soft_fit)
-        self._remembered: dict[tuple, tuple[int, float, bool]] = {}
-        if len(rest):
             placed = self.place_keys(keys.iloc[rest])
             labels[rest], strengths[rest] = placed.cluster_id, placed.confidence
         self.labels_ = labels
@@ -170,23 +179,50 @@ class SegmentationModel:
         return np.asarray(self.cluster_ids_)[vectors.argmax(axis=1)] if vectors.shape[1] else \
             np.full(rows, self.cluster_ids_[0])
 
-    def _build_table(self, keys: pd.DataFrame, labels: np.ndarray, strengths: np.ndarray,
-                     soft: np.ndarray) -> dict[tuple, tuple[int, float, bool]]:
-        """Key → (segment, confidence, reassigned) from the fitted labels (majority per key)."""
-        frame = keys.reset_index(drop=True).assign(label=labels, strength=strengths, soft=soft)
-        table: dict[tuple, tuple[int, float, bool]] = {}
-        for key, group in frame.groupby(list(KEY_COLUMNS), sort=False):
+    def _build_table(self, X: np.ndarray, labels: np.ndarray, strengths: np.ndarray,
+                     soft: np.ndarray) -> dict[bytes, tuple[int, float, bool]]:
+        """Feature row → (segment, confidence, reassigned) from the fitted labels (majority per row)."""
+        frame = pd.DataFrame({"row": _row_keys(X), "label": labels, "strength": strengths, "soft": soft})
+        table: dict[bytes, tuple[int, float, bool]] = {}
+        for row, group in frame.groupby("row", sort=False):
             clustered = group[group["label"] >= 0]
             if len(clustered) * 2 >= len(group) and len(clustered):
                 label = int(clustered["label"].mode().iloc[0])
                 confidence = float(clustered.loc[clustered["label"] == label, "strength"].mean())
-                table[tuple(key)] = (label, round(confidence, 4), False)
+                table[row] = (label, round(confidence, 4), False)
             else:
-                label = int(group["soft"].mode().iloc[0])
-                table[tuple(key)] = (label, REASSIGNED_CONFIDENCE_CAP * 0.5, True)
+                table[row] = (int(group["soft"].mode().iloc[0]), REASSIGNED_CONFIDENCE_CAP * 0.5, True)
         return table
 
+    def _precompute_domain(self, keys: pd.DataFrame) -> int:
+        """Place every (known location or an unknown one) × tier × joining month once, at training time,
+        so uploads answer from the table instead of paying ~1 ms per new row in UMAP.transform."""
+        locations = sorted(set(keys["location"])) + [UNKNOWN_LOCATION]
+        months = np.arange(self.reference_month_ - self.max_tenure_, self.reference_month_ + 1)
+        size = len(locations) * len(TIER_ORDER) * len(months)
+        if size > MAX_DOMAIN_ROWS:
+            log.info("placement domain of %d rows is too large to precompute; new rows are placed on demand", size)
+            return 0
+        grid = pd.MultiIndex.from_product([locations, list(TIER_ORDER), months], names=["location", "tier", "m"])
+        domain = grid.to_frame(index=False).assign(
+            gender=self.defaults_["gender"], join_year=lambda f: f["m"] // 12, join_month=lambda f: f["m"] % 12 + 1)
+        X = self._vectors(domain[list(KEY_COLUMNS)])
+        rows = _row_keys(X)
+        new = {}
+        for i, row in enumerate(rows):
+            if row not in self.table_ and row not in new:
+                new[row] = i
+        if new:
+            answers = self._place_vectors(X[list(new.values())])
+            self.table_.update(zip(new.keys(), answers))
+        return len(new)
+
     # -- placing -------------------------------------------------------------------------------
+    def known_locations(self) -> list[str]:
+        """Locations the model learned a profile for (the smart form's dropdown)."""
+        profile = self.encoder_.named_transformers_[PROFILE_BLOCK]
+        return sorted(str(loc) for loc in profile.profiles_)
+
     def place(self, customers: pd.DataFrame) -> Placement:
         """Segment, confidence and reassigned flag for canonical customer rows (order kept)."""
         return self.place_keys(placement_keys(customers))
@@ -195,39 +231,42 @@ class SegmentationModel:
         if keys.empty:
             return Placement(np.zeros(0, int), np.zeros(0), np.zeros(0, bool))
         codes, uniques = pd.MultiIndex.from_frame(keys[list(KEY_COLUMNS)]).factorize()
-        unique_keys = [tuple(u) for u in uniques]
-        answers: list[tuple[int, float, bool] | None] = []
-        missing = []
-        for i, key in enumerate(unique_keys):
-            found = self.table_.get(key) or self._remembered.get(key)
-            answers.append(found)
-            if found is None:
-                missing.append(i)
+        unique_keys = uniques.to_frame(index=False, name=list(KEY_COLUMNS))
+        rows = _row_keys(self._vectors(unique_keys))
+        answers: list[tuple[int, float, bool] | None] = [self.table_.get(r) or self._remembered.get(r) for r in rows]
+        missing = [i for i, a in enumerate(answers) if a is None]
         if missing:
-            computed = self._place_unseen(pd.DataFrame([unique_keys[i] for i in missing], columns=KEY_COLUMNS))
+            computed = self._place_unseen(unique_keys.iloc[missing])
             with self._lock:
                 if len(self._remembered) > MAX_REMEMBERED_KEYS:
                     self._remembered.clear()
                 for i, answer in zip(missing, computed):
                     answers[i] = answer
-                    self._remembered[unique_keys[i]] = answer
+                    self._remembered[rows[i]] = answer
         label_of = np.array([a[0] for a in answers])
         conf_of = np.array([a[1] for a in answers])
         flag_of = np.array([a[2] for a in answers])
         return Placement(label_of[codes], conf_of[codes], flag_of[codes])
 
-    def _place_unseen(self, keys: pd.DataFrame, batch: int = 5000) -> list[tuple[int, float, bool]]:
-        """Full path for keys never seen in training: transform + approximate_predict, in batches."""
+    def _vectors(self, keys: pd.DataFrame) -> np.ndarray:
+        """Model-ready feature rows for placement keys (encoder → scaler)."""
+        frame = feature_frame(keys, self.reference_month_, self.max_tenure_)
+        return np.ascontiguousarray(self.scaler_.transform(self.encoder_.transform(frame)))
+
+    def _place_unseen(self, keys: pd.DataFrame) -> list[tuple[int, float, bool]]:
+        """Full path for keys the table does not know: transform + approximate_predict."""
+        return self._place_vectors(self._vectors(keys))
+
+    def _place_vectors(self, X: np.ndarray, batch: int = 5000) -> list[tuple[int, float, bool]]:
         out: list[tuple[int, float, bool]] = []
         with NUMBA_LOCK:
-            for start in range(0, len(keys), batch):
-                out.extend(self._place_batch(keys.iloc[start:start + batch]))
+            for start in range(0, len(X), batch):
+                out.extend(self._place_batch(X[start:start + batch]))
         return out
 
-    def _place_batch(self, chunk: pd.DataFrame) -> list[tuple[int, float, bool]]:
+    def _place_batch(self, X: np.ndarray) -> list[tuple[int, float, bool]]:
         import hdbscan
 
-        X = self.scaler_.transform(self.encoder_.transform(feature_frame(chunk, self.reference_month_)))
         embedded = self.umap_.transform(X)
         labels, strengths = hdbscan.approximate_predict(self.hdbscan_, embedded)
         noise = labels < 0
@@ -245,6 +284,12 @@ class SegmentationModel:
         probe = pd.DataFrame([("Warm-up Town", "Unknown", "Silver", 2000, 1)], columns=KEY_COLUMNS)
         self._place_unseen(probe)
         return time.perf_counter() - started
+
+
+def _row_keys(X: np.ndarray) -> list[bytes]:
+    """Hashable identity of each feature row: rows with equal features share one placement."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    return [row.tobytes() for row in X]
 
 
 def metrics_of(model: SegmentationModel, sample: int = 2000) -> dict[str, Any]:

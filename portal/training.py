@@ -91,7 +91,8 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
     joblib.dump(model.umap_, staging / "umap.pkl")
     joblib.dump(model.hdbscan_, staging / "hdbscan.pkl")
     joblib.dump({"table": model.table_, "cluster_ids": model.cluster_ids_, "params": model.params,
-                 "reference_month": model.reference_month_, "noise_share": model.noise_share_,
+                 "reference_month": model.reference_month_, "max_tenure": model.max_tenure_,
+                 "noise_share": model.noise_share_,
                  "defaults": model.defaults_},
                 staging / TABLE_FILE)
     joblib.dump(personas, staging / "cluster_personas.pkl")
@@ -154,6 +155,7 @@ def load_segmentation(release_dir: Path) -> SegmentationModel:
     model.table_ = state["table"]
     model.cluster_ids_ = state["cluster_ids"]
     model.reference_month_ = state["reference_month"]
+    model.max_tenure_ = state["max_tenure"]
     model.noise_share_ = state["noise_share"]
     model.defaults_ = state["defaults"]
     model._remembered = {}

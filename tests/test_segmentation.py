@@ -60,15 +60,30 @@ def test_unseen_locations_and_categories_do_not_fail(release):
     assert set(placed.cluster_id.tolist()) <= set(release.personas)
 
 
-def test_unseen_combination_goes_through_umap_and_is_remembered(release):
+def test_every_location_tier_and_month_is_answered_from_the_table(release):
+    """Known and unknown locations, any tier, any month: no request waits for UMAP.transform."""
     model = release.model
-    row = _rows(("Nowhere Town", "Female", "Gold", "2012-07-09"))
-    key = tuple(placement_keys(row).iloc[0])
-    assert key not in model.table_
-    first = model.place(row)
-    assert key in model._remembered
-    again = model.place(row)
-    assert first.cluster_id[0] == again.cluster_id[0]
+    rows = _rows(("Nowhere Town", "Female", "Gold", "2012-07-09"), ("Punggol", "Other", "Silver", "2031-01-01"),
+                 (model.known_locations()[0], "Male", "Platinum", "1999-12-31"))
+    remembered = len(model._remembered)
+    placed = model.place(rows)
+    assert len(model._remembered) == remembered
+    assert set(placed.cluster_id.tolist()) <= set(release.personas)
+
+
+def test_a_feature_row_the_table_lacks_goes_through_umap_once_and_is_remembered(release):
+    from portal.segmentation import SegmentationModel
+
+    model = release.model
+    keys = placement_keys(_rows(("Bedok", "Male", "Gold", "2020-01-15")))
+    bare = SegmentationModel.__new__(SegmentationModel)
+    bare.__dict__.update(model.__dict__)
+    bare.table_, bare._remembered = {}, {}  # a model whose table knows nothing
+    both = pd.concat([keys, keys.assign(join_year=1990)], ignore_index=True)
+    first = bare.place_keys(both)
+    assert len(bare._remembered) == 2
+    assert first.cluster_id.tolist() == bare.place_keys(both).cluster_id.tolist()
+    assert first.cluster_id[0] == model.place_keys(keys).cluster_id[0]
 
 
 def test_placement_depends_only_on_the_key_not_the_day_or_order(release):
