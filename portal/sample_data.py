@@ -81,6 +81,41 @@ PLANTED_GROUPS = (
                  (0.55, 0.35, 0.10), date(2017, 1, 1), date(2019, 12, 31), 0.48),
 )
 
+#: Harder structures for quality checks that must not be tuned to the bundled sample: groups of very
+#: different sizes, areas that cross regions, groups sharing areas or sharing tier mix and joining period.
+THREE_UNBALANCED = (
+    PlantedGroup("old east-central", ("Bedok", "Geylang", "Kallang", "Serangoon"), (0.6, 0.3, 0.1),
+                 date(2012, 1, 1), date(2016, 6, 30), 0.5),
+    PlantedGroup("south-west premium", ("Clementi", "Queenstown", "Bukit Merah", "Bukit Timah"), (0.1, 0.3, 0.6),
+                 date(2016, 1, 1), date(2020, 12, 31), 0.6),
+    PlantedGroup("recent mixed", ("Woodlands", "Ang Mo Kio", "Tampines"), (0.4, 0.4, 0.2),
+                 date(2021, 1, 1), date(2024, 12, 31), 0.4),
+)
+EIGHT_OVERLAPPING = (
+    PlantedGroup("north-east early silver", ("Punggol", "Sengkang", "Hougang"), (0.7, 0.25, 0.05),
+                 date(2014, 1, 1), date(2016, 12, 31), 0.5),
+    PlantedGroup("north-east later platinum", ("Punggol", "Sengkang", "Hougang"), (0.05, 0.25, 0.7),
+                 date(2019, 1, 1), date(2021, 12, 31), 0.5),
+    PlantedGroup("west-east early silver", ("Jurong West", "Jurong East", "Bedok"), (0.7, 0.25, 0.05),
+                 date(2014, 1, 1), date(2016, 12, 31), 0.5),
+    PlantedGroup("mixed newcomers", ("Jurong West", "Boon Lay", "Tampines", "Yishun"), (0.3, 0.5, 0.2),
+                 date(2022, 1, 1), date(2025, 3, 31), 0.5),
+    PlantedGroup("central old platinum", ("Orchard", "Novena", "Tanglin", "Bishan", "Toa Payoh"),
+                 (0.05, 0.35, 0.6), date(2010, 1, 1), date(2013, 12, 31), 0.7),
+    PlantedGroup("central mid silver", ("Orchard", "Novena", "Tanglin", "Bishan", "Toa Payoh"), (0.6, 0.3, 0.1),
+                 date(2017, 1, 1), date(2018, 12, 31), 0.5),
+    PlantedGroup("outer even", ("Woodlands", "Sembawang", "Pasir Ris", "Changi"), (0.34, 0.33, 0.33),
+                 date(2019, 6, 1), date(2022, 6, 30), 0.3),
+    PlantedGroup("west early platinum", ("Clementi", "Bukit Batok"), (0.05, 0.35, 0.6),
+                 date(2014, 1, 1), date(2016, 12, 31), 0.5),
+)
+#: name → (groups, group weights or None for random, share of members living elsewhere)
+STRUCTURES: dict[str, tuple[tuple[PlantedGroup, ...], tuple[float, ...] | None, float]] = {
+    "bundled": (PLANTED_GROUPS, None, 0.08),
+    "three-unbalanced": (THREE_UNBALANCED, (0.6, 0.3, 0.1), 0.15),
+    "eight-overlapping": (EIGHT_OVERLAPPING, None, 0.15),
+}
+
 _SURNAMES_CHINESE = ("Tan", "Lim", "Lee", "Ng", "Ong", "Wong", "Goh", "Chua", "Chan", "Koh", "Teo",
                      "Ang", "Yeo", "Tay", "Ho", "Low", "Toh", "Sim", "Chong", "Chia")
 _GIVEN_CHINESE_F = ("Mei Ling", "Hui Min", "Xin Yi", "Jia Hui", "Li Ting", "Shu Fen", "Wei Ling",
@@ -117,17 +152,15 @@ def _full_names(rng: np.random.Generator, is_female: np.ndarray) -> list[str]:
     return names
 
 
-def generate_customers(
-    rows: int = 5000, seed: int = 42, groups: tuple[PlantedGroup, ...] = PLANTED_GROUPS,
-    stray_share: float = 0.08,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def generate_customers(rows: int = 5000, seed: int = 42, structure: str = "bundled") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (customers, answers): the customer table and each customer's planted group.
 
-    ``stray_share`` of each group's members live in a random residential area instead of the
-    group's own, so the groups overlap the way real segments do.
+    A share of each group's members (the structure's stray share) live in a random residential area
+    instead of the group's own, so the groups overlap the way real segments do.
     """
+    groups, fixed_weights, stray_share = STRUCTURES[structure]
     rng = np.random.default_rng(seed)
-    weights = rng.dirichlet(np.full(len(groups), 8.0))
+    weights = np.array(fixed_weights) if fixed_weights else rng.dirichlet(np.full(len(groups), 8.0))
     group_idx = rng.choice(len(groups), size=rows, p=weights)
 
     locations = np.empty(rows, dtype=object)
@@ -169,9 +202,9 @@ def generate_customers(
     return customers, answers
 
 
-def write_sample(path: Path, rows: int = 5000, seed: int = 42) -> Path:
+def write_sample(path: Path, rows: int = 5000, seed: int = 42, structure: str = "bundled") -> Path:
     """Write the customer file (.xlsx or .csv by suffix) and its answer file beside it."""
-    customers, answers = generate_customers(rows=rows, seed=seed)
+    customers, answers = generate_customers(rows=rows, seed=seed, structure=structure)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
         customers.to_csv(path, index=False)
@@ -189,9 +222,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--structure", choices=sorted(STRUCTURES), default="bundled")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    write_sample(args.out, rows=args.rows, seed=args.seed)
+    write_sample(args.out, rows=args.rows, seed=args.seed, structure=args.structure)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ NUMBA_LOCK = threading.Lock()
 REASSIGNED_CONFIDENCE_CAP = 0.5
 MAX_REMEMBERED_KEYS = 200_000
 #: Above this many location × tier × month combinations the table is not precomputed.
-MAX_DOMAIN_ROWS = 40_000
+MAX_DOMAIN_ROWS = 150_000
 UNKNOWN_LOCATION = "\x00unknown location"
 
 
@@ -153,9 +153,11 @@ class SegmentationModel:
         self.table_ = self._build_table(X[fit_rows], labels_fit, strengths_fit, soft_fit)
         self._remembered: dict[bytes, tuple[int, float, bool]] = {}
         started = time.perf_counter()
-        added = self._precompute_domain(keys)
+        domain = self._precompute_domain(keys)
+        self.key_table_ = {}
+        self.key_table_ = self._answers_for_keys(pd.concat([keys, domain], ignore_index=True).drop_duplicates())
         self.timings_["table_s"] = round(time.perf_counter() - started, 2)
-        say(f"placement table: {len(self.table_)} feature rows ({added} computed beyond the training rows)")
+        say(f"placement table: {len(self.table_)} feature rows, {len(self.key_table_)} keys")
 
         labels, strengths = np.full(len(X), -1), np.zeros(len(X))
         labels[fit_rows], strengths[fit_rows] = labels_fit, strengths_fit
@@ -194,19 +196,22 @@ class SegmentationModel:
                 table[row] = (int(group["soft"].mode().iloc[0]), REASSIGNED_CONFIDENCE_CAP * 0.5, True)
         return table
 
-    def _precompute_domain(self, keys: pd.DataFrame) -> int:
-        """Place every (known location or an unknown one) × tier × joining month once, at training time,
-        so uploads answer from the table instead of paying ~1 ms per new row in UMAP.transform."""
+    def _precompute_domain(self, keys: pd.DataFrame) -> pd.DataFrame:
+        """Place every (known location or an unknown one) × gender × tier × joining month once, at training
+        time, so uploads answer from the table instead of paying ~1 ms per new row in UMAP.transform.
+        Returns the domain's placement keys."""
         locations = sorted(set(keys["location"])) + [UNKNOWN_LOCATION]
+        genders = sorted(set(keys["gender"]) | {"Unknown"})
         months = np.arange(self.reference_month_ - self.max_tenure_, self.reference_month_ + 1)
-        size = len(locations) * len(TIER_ORDER) * len(months)
+        size = len(locations) * len(genders) * len(TIER_ORDER) * len(months)
         if size > MAX_DOMAIN_ROWS:
             log.info("placement domain of %d rows is too large to precompute; new rows are placed on demand", size)
-            return 0
-        grid = pd.MultiIndex.from_product([locations, list(TIER_ORDER), months], names=["location", "tier", "m"])
-        domain = grid.to_frame(index=False).assign(
-            gender=self.defaults_["gender"], join_year=lambda f: f["m"] // 12, join_month=lambda f: f["m"] % 12 + 1)
-        X = self._vectors(domain[list(KEY_COLUMNS)])
+            return keys.iloc[:0]
+        grid = pd.MultiIndex.from_product([locations, genders, list(TIER_ORDER), months],
+                                          names=["location", "gender", "tier", "m"])
+        domain = grid.to_frame(index=False).assign(join_year=lambda f: f["m"] // 12,
+                                                   join_month=lambda f: f["m"] % 12 + 1)[list(KEY_COLUMNS)]
+        X = self._vectors(domain)
         rows = _row_keys(X)
         new = {}
         for i, row in enumerate(rows):
@@ -215,7 +220,7 @@ class SegmentationModel:
         if new:
             answers = self._place_vectors(X[list(new.values())])
             self.table_.update(zip(new.keys(), answers))
-        return len(new)
+        return domain
 
     # -- placing -------------------------------------------------------------------------------
     def known_locations(self) -> list[str]:
@@ -231,22 +236,32 @@ class SegmentationModel:
         if keys.empty:
             return Placement(np.zeros(0, int), np.zeros(0), np.zeros(0, bool))
         codes, uniques = pd.MultiIndex.from_frame(keys[list(KEY_COLUMNS)]).factorize()
-        unique_keys = uniques.to_frame(index=False, name=list(KEY_COLUMNS))
-        rows = _row_keys(self._vectors(unique_keys))
-        answers: list[tuple[int, float, bool] | None] = [self.table_.get(r) or self._remembered.get(r) for r in rows]
+        answers: list[tuple[int, float, bool] | None] = [self.key_table_.get(k) for k in uniques]
         missing = [i for i, a in enumerate(answers) if a is None]
         if missing:
-            computed = self._place_unseen(unique_keys.iloc[missing])
+            unknown = uniques[missing].to_frame(index=False, name=list(KEY_COLUMNS))
+            for i, answer in zip(missing, self._answers_for_keys(unknown).values()):
+                answers[i] = answer
+        label_of = np.array([a[0] for a in answers])
+        conf_of = np.array([a[1] for a in answers])
+        flag_of = np.array([a[2] for a in answers])
+        return Placement(label_of[codes], conf_of[codes], flag_of[codes])
+
+    def _answers_for_keys(self, keys: pd.DataFrame) -> dict[tuple, tuple[int, float, bool]]:
+        """Key → answer through the feature-row table; rows it lacks take the full path once."""
+        keys = keys.drop_duplicates()
+        rows = _row_keys(self._vectors(keys))
+        answers = [self.table_.get(r) or self._remembered.get(r) for r in rows]
+        missing = [i for i, a in enumerate(answers) if a is None]
+        if missing:
+            computed = self._place_unseen(keys.iloc[missing])
             with self._lock:
                 if len(self._remembered) > MAX_REMEMBERED_KEYS:
                     self._remembered.clear()
                 for i, answer in zip(missing, computed):
                     answers[i] = answer
                     self._remembered[rows[i]] = answer
-        label_of = np.array([a[0] for a in answers])
-        conf_of = np.array([a[1] for a in answers])
-        flag_of = np.array([a[2] for a in answers])
-        return Placement(label_of[codes], conf_of[codes], flag_of[codes])
+        return dict(zip(map(tuple, keys.itertuples(index=False, name=None)), answers))
 
     def _vectors(self, keys: pd.DataFrame) -> np.ndarray:
         """Model-ready feature rows for placement keys (encoder → scaler)."""

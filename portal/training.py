@@ -90,7 +90,7 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
     joblib.dump(model.scaler_, staging / "scaler.pkl")
     joblib.dump(model.umap_, staging / "umap.pkl")
     joblib.dump(model.hdbscan_, staging / "hdbscan.pkl")
-    joblib.dump({"table": model.table_, "cluster_ids": model.cluster_ids_, "params": model.params,
+    joblib.dump({"table": model.table_, "key_table": model.key_table_, "cluster_ids": model.cluster_ids_, "params": model.params,
                  "reference_month": model.reference_month_, "max_tenure": model.max_tenure_,
                  "noise_share": model.noise_share_,
                  "defaults": model.defaults_},
@@ -153,6 +153,7 @@ def load_segmentation(release_dir: Path) -> SegmentationModel:
     model.umap_ = joblib.load(release_dir / "umap.pkl")
     model.hdbscan_ = joblib.load(release_dir / "hdbscan.pkl")
     model.table_ = state["table"]
+    model.key_table_ = state["key_table"]
     model.cluster_ids_ = state["cluster_ids"]
     model.reference_month_ = state["reference_month"]
     model.max_tenure_ = state["max_tenure"]

@@ -19,6 +19,7 @@ import pytest
 
 from portal import model_store
 from portal.settings import PROJECT_ROOT
+from tests.helpers import wait_for
 from tests.test_model_store import copy_release
 
 GUNICORN = PROJECT_ROOT / ".venv" / "bin" / "gunicorn"
@@ -59,15 +60,6 @@ def _workers(master_pid: int) -> set[int]:
     return found
 
 
-def _wait_for(condition, timeout_s: float, every_s: float = 0.2):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every_s)
-    pytest.fail(f"condition not met within {timeout_s} s")
-
 
 @pytest.mark.slow
 def test_swap_under_load_fails_no_request_and_every_worker_moves(workspace, tmp_path: Path) -> None:
@@ -104,7 +96,7 @@ def test_swap_under_load_fails_no_request_and_every_worker_moves(workspace, tmp_
             results.append((status, reply.get("model_version"), time.monotonic()))
 
     try:
-        _wait_for(lambda: len(_serving(log_path)) == 2 or server.poll() is not None, timeout_s=120, every_s=0.5)
+        wait_for(lambda: len(_serving(log_path)) == 2 or server.poll() is not None, timeout_s=120, every_s=0.5)
         assert server.poll() is None, log_path.read_text()[-3000:]
         workers = _workers(server.pid)
         assert set(_serving(log_path)) == workers and len(workers) == 2
@@ -118,7 +110,7 @@ def test_swap_under_load_fails_no_request_and_every_worker_moves(workspace, tmp_
                                    workspace["production_models"], "29990101T000000Z-swapped")
         swapped_at = time.monotonic()
         model_store.set_live(workspace["model"], new_release)
-        _wait_for(lambda: set(_serving(log_path).values()) == {new_release.name}, timeout_s=30, every_s=0.1)
+        wait_for(lambda: set(_serving(log_path).values()) == {new_release.name}, timeout_s=30, every_s=0.1)
         reload_s = time.monotonic() - swapped_at
         time.sleep(1)
         stop.set()

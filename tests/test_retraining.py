@@ -22,6 +22,7 @@ from retraining import scheduler as retrain_scheduler
 from retraining.job import run_retraining, snapshot_files
 from retraining.status import FAILED, REJECTED, RUNNING, SUCCEEDED, read_status, run_lock, write_status
 from tests.conftest import make_settings_overrides
+from tests.helpers import wait_for
 from tests.test_model_store import copy_release
 
 SGT = ZoneInfo("Asia/Singapore")
@@ -34,16 +35,6 @@ def _settings(workspace: dict[str, Path], **extra) -> Settings:
     overrides.pop("start_background")
     return load_settings(**overrides)
 
-
-def _wait_for(condition, timeout_s: float, every_s: float = 0.1):
-    """The first truthy value of ``condition()``; fails the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(every_s)
-    pytest.fail(f"condition not met within {timeout_s} s")
 
 
 @pytest.fixture
@@ -116,9 +107,9 @@ def test_leader_schedules_one_catch_up_run_when_the_quarter_was_missed(workspace
     leader = retrain_scheduler.RetrainScheduler(settings)
     leader.start()
     try:
-        _wait_for(lambda: leader.role == "leader", timeout_s=10)
+        wait_for(lambda: leader.role == "leader", timeout_s=10)
         assert leader._scheduler.get_job("quarterly-retrain") is not None
-        _wait_for(lambda: launched, timeout_s=10)
+        wait_for(lambda: launched, timeout_s=10)
         time.sleep(1.5)
         assert len(launched) == 1
         assert leader.info()["next_run"] is not None
@@ -131,7 +122,7 @@ def test_no_catch_up_when_the_live_model_is_recent(workspace) -> None:
                                                           retrain_catchup_delay_s=3600))
     leader.start()
     try:
-        _wait_for(lambda: leader.role == "leader", timeout_s=10)
+        wait_for(lambda: leader.role == "leader", timeout_s=10)
         assert leader._scheduler.get_job("catch-up") is None
     finally:
         leader.stop()
@@ -179,7 +170,7 @@ class _Candidate:
 def test_two_processes_race_for_the_scheduler_and_the_survivor_takes_over(workspace) -> None:
     first, second = _Candidate(workspace), _Candidate(workspace)
     try:
-        _wait_for(lambda: first.roles and second.roles and (first.leader_since() or second.leader_since()),
+        wait_for(lambda: first.roles and second.roles and (first.leader_since() or second.leader_since()),
                   timeout_s=30)
         time.sleep(retrain_scheduler.TAKEOVER_POLL_S + 1)  # the loser has polled at least once since
         leaders = [c for c in (first, second) if c.leader_since()]
@@ -190,7 +181,7 @@ def test_two_processes_race_for_the_scheduler_and_the_survivor_takes_over(worksp
         leader.process.send_signal(signal.SIGKILL)
         leader.process.wait(10)
         killed_at = time.monotonic()
-        took_over_at = _wait_for(standby.leader_since, timeout_s=15, every_s=0.05)
+        took_over_at = wait_for(standby.leader_since, timeout_s=15, every_s=0.05)
         takeover_s = took_over_at - killed_at
         print(f"scheduler takeover after SIGKILL: {takeover_s:.2f} s")
         assert takeover_s < retrain_scheduler.TAKEOVER_POLL_S + 1.5
@@ -213,10 +204,10 @@ def test_sigkill_mid_retrain_leaves_a_loadable_model_and_the_next_run_cleans_up(
     old_live = model_store.live_release_dir(workspace["model"])
     pid = retrain_scheduler.launch_retraining(settings)
     try:
-        _wait_for(lambda: list(production.glob(model_store.TMP_PREFIX + "*")), timeout_s=120, every_s=0.01)
+        wait_for(lambda: list(production.glob(model_store.TMP_PREFIX + "*")), timeout_s=120, every_s=0.01)
         os.kill(pid, signal.SIGKILL)
     finally:
-        _wait_for(lambda: _reaped(pid), timeout_s=10)
+        wait_for(lambda: _reaped(pid), timeout_s=10)
 
     assert list(production.glob(model_store.TMP_PREFIX + "*")), "the kill should have left a staging folder"
     assert model_store.live_release_dir(workspace["model"]) == old_live
@@ -419,9 +410,9 @@ def test_admin_retrain_runs_in_the_background_and_a_second_request_gets_409(work
             states.append(status["state"])
             return status if status["state"] != RUNNING else None
 
-        status = _wait_for(finished, timeout_s=150, every_s=0.5)
+        status = wait_for(finished, timeout_s=150, every_s=0.5)
     finally:
-        _wait_for(lambda: _reaped(started.get_json()["pid"]), timeout_s=150, every_s=0.5)
+        wait_for(lambda: _reaped(started.get_json()["pid"]), timeout_s=150, every_s=0.5)
 
     assert status["state"] == SUCCEEDED, status
     assert set(states) == {RUNNING, SUCCEEDED}

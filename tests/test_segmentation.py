@@ -78,7 +78,7 @@ def test_a_feature_row_the_table_lacks_goes_through_umap_once_and_is_remembered(
     keys = placement_keys(_rows(("Bedok", "Male", "Gold", "2020-01-15")))
     bare = SegmentationModel.__new__(SegmentationModel)
     bare.__dict__.update(model.__dict__)
-    bare.table_, bare._remembered = {}, {}  # a model whose table knows nothing
+    bare.table_, bare._remembered, bare.key_table_ = {}, {}, {}  # a model whose tables know nothing
     both = pd.concat([keys, keys.assign(join_year=1990)], ignore_index=True)
     first = bare.place_keys(both)
     assert len(bare._remembered) == 2

@@ -19,7 +19,8 @@ def limit_generation() -> None:
     limit = services().settings.rate_limit_per_minute
     if limit <= 0:
         return
-    client = request.headers.get("X-Forwarded-For", request.remote_addr or "?").split(",")[0].strip()
+    # The peer address only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it.
+    client = request.remote_addr or "?"
     now = time.monotonic()
     with _lock:
         seen: dict[str, deque[float]] = current_app.extensions.setdefault("rate_limit_windows", {})
