@@ -152,7 +152,8 @@ def _full_names(rng: np.random.Generator, is_female: np.ndarray) -> list[str]:
     return names
 
 
-def generate_customers(rows: int = 5000, seed: int = 42, structure: str = "bundled") -> tuple[pd.DataFrame, pd.DataFrame]:
+def generate_customers(rows: int = 5000, seed: int = 42,
+                       structure: str = "bundled") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (customers, answers): the customer table and each customer's planted group.
 
     A share of each group's members (the structure's stray share) live in a random residential area

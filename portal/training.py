@@ -90,7 +90,8 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
     joblib.dump(model.scaler_, staging / "scaler.pkl")
     joblib.dump(model.umap_, staging / "umap.pkl")
     joblib.dump(model.hdbscan_, staging / "hdbscan.pkl")
-    joblib.dump({"table": model.table_, "key_table": model.key_table_, "cluster_ids": model.cluster_ids_, "params": model.params,
+    joblib.dump({"table": model.table_, "key_table": model.key_table_, "cluster_ids": model.cluster_ids_,
+                 "params": model.params,
                  "reference_month": model.reference_month_, "max_tenure": model.max_tenure_,
                  "noise_share": model.noise_share_,
                  "defaults": model.defaults_},
