@@ -109,21 +109,23 @@ class Context:
     def full(self) -> bool:
         return self.mode == "full"
 
-    def customer_file(self, rows: int, seed: int, *, fmt: str = "csv", aliased: bool = False) -> Path:
+    def customer_file(self, rows: int, seed: int, *, fmt: str = "csv", aliased: bool = False,
+                      structure: str = "bundled") -> Path:
         """A generated customer file (and its answers file beside it), written once per run."""
-        name = f"customers_{rows}_{seed}{'_aliased' if aliased else ''}.{fmt}"
-        path = self.workdir / "data" / name
+        tag = f"{'_aliased' if aliased else ''}{'' if structure == 'bundled' else '_' + structure}"
+        path = self.workdir / "data" / f"customers_{rows}_{seed}{tag}.{fmt}"
         if not path.exists():
             run_child("bench.common:child_write_customers",
-                      {"path": str(path), "rows": rows, "seed": seed, "aliased": aliased})
+                      {"path": str(path), "rows": rows, "seed": seed, "aliased": aliased, "structure": structure})
         return path
 
-    def fitted(self, kind: str, rows: int, seed: int, *, aliased: bool = False) -> dict:
+    def fitted(self, kind: str, rows: int, seed: int, *, aliased: bool = False, structure: str = "bundled") -> dict:
         """Fit ``kind`` ('ours' or 'seed') on a generated file in a fresh process, once per run."""
-        key = (kind, rows, seed, aliased)
+        key = (kind, rows, seed, aliased) if structure == "bundled" else (kind, rows, seed, aliased, structure)
         if key not in self.fits:
-            data = self.customer_file(rows, seed, aliased=aliased)
-            out = self.workdir / "models" / f"{kind}_{rows}_{seed}{'_aliased' if aliased else ''}"
+            data = self.customer_file(rows, seed, aliased=aliased, structure=structure)
+            tag = f"{'_aliased' if aliased else ''}{'' if structure == 'bundled' else '_' + structure}"
+            out = self.workdir / "models" / f"{kind}_{rows}_{seed}{tag}"
             result = run_child(f"bench.fit:child_fit_{kind}", {"data": str(data), "out": str(out)},
                                timeout_s=7200)
             self.fits[key] = {**result.value, "process_peak_mb": result.peak_mb, "process_wall_s": result.wall_s,
@@ -131,13 +133,13 @@ class Context:
         return self.fits[key]
 
 
-def child_write_customers(path: str, rows: int, seed: int, aliased: bool) -> dict:
+def child_write_customers(path: str, rows: int, seed: int, aliased: bool, structure: str = "bundled") -> dict:
     """Write generated customers (csv or xlsx by suffix) plus ``<stem>.answers.csv``."""
     from portal.sample_data import generate_customers
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    customers, answers = generate_customers(rows, seed=seed)
+    customers, answers = generate_customers(rows, seed=seed, structure=structure)
     if aliased:
         customers = customers.rename(columns=ALIASED_HEADERS)
     if target.suffix == ".csv":
