@@ -171,7 +171,7 @@ def generate_customers(rows: int = 5000, seed: int = 42,
     for g, group in enumerate(groups):
         members = np.flatnonzero(group_idx == g)
         n = len(members)
-        area_pick = rng.choice(group.areas, size=n)
+        area_pick = rng.choice(np.array(group.areas, dtype=object), size=n)  # object: no fixed-width truncation
         stray = rng.random(n) < stray_share
         area_pick[stray] = rng.choice(RESIDENTIAL_AREAS, size=int(stray.sum()))
         locations[members] = area_pick
