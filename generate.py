@@ -62,9 +62,6 @@ class Services:
     uploads: UploadStore
     scheduler: Any = None
 
-    def release_or_none(self) -> LiveRelease | None:
-        return self.models.release
-
     def model_version(self) -> str | None:
         release = self.models.release
         return release.version if release else None
@@ -124,7 +121,7 @@ def generate_promo(request: GeneratePromoRequest, services: Services) -> dict[st
         release = services.models.current()
         cluster_id, persona, source = request.cluster_id, release.persona(request.cluster_id), "cluster_id"
     else:
-        release = services.release_or_none()
+        release = services.models.release
         cluster_id, persona, source = None, GENERAL_AUDIENCE, "general"
     content = services.content.generate(persona, campaign, prefs)
     return {"status": "ok", "model_version": release.version if release else None, "cluster_id": cluster_id,
@@ -199,7 +196,7 @@ def process_upload(data: bytes, filename: str | None, form: UploadForm, services
                        "total": round((time.perf_counter() - started) * 1000, 1)},
     }
     services.uploads.save(upload_id, data, table.file_format,
-                          {**body, "campaign": campaign.model_dump(), "filename": None},
+                          {**body, "campaign": campaign.model_dump()},
                           table.frame["source_row"].to_numpy(), placement.cluster_id, placement.confidence,
                           placement.reassigned)
     services.uploads.write_snapshot(upload_id, table.frame)
@@ -263,7 +260,7 @@ def get_persona(cluster_id: int, services: Services) -> dict[str, Any]:
 
 def options(services: Services) -> dict[str, Any]:
     """Allowed values for every form dropdown, from the schemas and the live model."""
-    release = services.release_or_none()
+    release = services.models.release
     locations = release.model.known_locations() if release else []
     return {"status": "ok", "model_version": release.version if release else None,
             "locations": locations, "genders": list(GENDERS), "loyalty_tiers": list(TIER_ORDER),
@@ -277,7 +274,7 @@ def options(services: Services) -> dict[str, Any]:
 
 def health(services: Services) -> tuple[dict[str, Any], int]:
     """Service and model state; 503 with the reason and the fix when no usable model is loaded."""
-    release = services.release_or_none()
+    release = services.models.release
     schedule = services.scheduler.info() if services.scheduler else {"role": "not started", "next_run": None}
     body: dict[str, Any] = {
         "status": "ok" if release else "error",

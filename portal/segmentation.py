@@ -23,7 +23,6 @@ from portal.errors import TrainingError
 from portal.features import (
     KEY_COLUMNS,
     PROFILE_BLOCK,
-    BlockScaler,
     FeatureWeights,
     feature_frame,
     fit_encoder_and_scaler,
@@ -154,7 +153,6 @@ class SegmentationModel:
         self._remembered: dict[bytes, tuple[int, float, bool]] = {}
         started = time.perf_counter()
         domain = self._precompute_domain(keys)
-        self.key_table_ = {}
         self.key_table_ = self._answers_for_keys(pd.concat([keys, domain], ignore_index=True).drop_duplicates())
         self.timings_["table_s"] = round(time.perf_counter() - started, 2)
         say(f"placement table: {len(self.table_)} feature rows, {len(self.key_table_)} keys")
@@ -329,4 +327,4 @@ def metrics_of(model: SegmentationModel, sample: int = 2000) -> dict[str, Any]:
     return out
 
 
-__all__ = ["BlockScaler", "Placement", "SegmentationModel", "SegmentationParams", "metrics_of"]
+__all__ = ["Placement", "SegmentationModel", "SegmentationParams", "metrics_of"]
