@@ -28,6 +28,7 @@ from portal.features import (
     fit_encoder_and_scaler,
     placement_keys,
 )
+from portal.hdbscan_prediction import attach_prediction_data
 from schemas import TIER_ORDER
 
 log = logging.getLogger(__name__)
@@ -133,16 +134,16 @@ class SegmentationModel:
         min_cluster = p.min_cluster_size(len(fit_rows))
         say(f"fitting HDBSCAN (min_cluster_size={min_cluster})")
         started = time.perf_counter()
-        self.hdbscan_ = hdbscan.HDBSCAN(min_cluster_size=min_cluster,
-                                        min_samples=min(p.hdbscan_min_samples, min_cluster),
-                                        cluster_selection_method=p.hdbscan_selection,
-                                        prediction_data=True).fit(embedding_fit)
+        min_samples = min(p.hdbscan_min_samples, min_cluster)
+        self.hdbscan_ = hdbscan.HDBSCAN(min_cluster_size=min_cluster, min_samples=min_samples,
+                                        cluster_selection_method=p.hdbscan_selection).fit(embedding_fit)
         self.timings_["hdbscan_fit_s"] = round(time.perf_counter() - started, 2)
         labels_fit = self.hdbscan_.labels_
         segments = sorted(set(labels_fit.tolist()) - {-1})
         if len(segments) < 1:
             raise TrainingError("HDBSCAN found no segment in this data (everything is noise).")
         self.cluster_ids_ = segments
+        attach_prediction_data(self.hdbscan_, min_samples)
 
         strengths_fit = self.hdbscan_.probabilities_
         soft_fit = self._soft_assign_training(len(fit_rows))

@@ -47,6 +47,8 @@ def test_replacing_training_rows_reproduces_their_fitted_labels(trained_release,
     manifest = json.loads((trained_release / "manifest.json").read_text())
     placed = model.place(training_customers)
     assert manifest["metrics"]["replacement_agreement"] >= 0.95
+    # the full UMAP.transform + approximate_predict path (what never-seen rows take) agrees too
+    assert manifest["metrics"]["transform_agreement"] >= 0.95
     # the same rows placed twice land in the same segments
     assert np.array_equal(placed.cluster_id, model.place(training_customers).cluster_id)
 
