@@ -29,11 +29,13 @@ from portal.features import (
     placement_keys,
 )
 from portal.hdbscan_prediction import attach_prediction_data
+from portal.neighbours import umap_with_exact_neighbours
+from portal.numba_cache import cache_umap_kernels
 from schemas import TIER_ORDER
 
 log = logging.getLogger(__name__)
 
-#: numba's workqueue threading layer (the one pynndescent falls back to without TBB) aborts the whole
+#: numba's workqueue threading layer (the one numba falls back to without TBB or OpenMP) aborts the whole
 #: process when two threads run parallel code at once, so placements that reach UMAP take turns.
 NUMBA_LOCK = threading.Lock()
 #: Confidence given to noise rows reassigned to their most likely segment is scaled by this.
@@ -48,16 +50,20 @@ UNKNOWN_LOCATION = "\x00unknown location"
 class SegmentationParams:
     """Every tunable of the pipeline; recorded in the release manifest.
 
-    Defaults were chosen against customer files with planted groups (``make bench``): UMAP and
-    HDBSCAN see at most ``umap_max_fit_rows`` customers (more rows fragment the embedding of these
+    Defaults were chosen against customer files with planted groups (``make bench``): every stage is
+    fitted on at most ``umap_max_fit_rows`` customers (more rows fragment the embedding of these
     low-cardinality features into islands), a minimum segment of 8% of them, and the rest of the
-    customers are placed with the fitted models like any upload.
+    customers are placed with the fitted models like any upload. 300 layout epochs with 3 negative
+    samples (UMAP's defaults are 500 and 5) halve the fit time at equal or better planted-group
+    recovery on the files measured.
     """
 
     umap_n_neighbors: int = 200
     umap_min_dist: float = 0.0
     umap_n_components: int = 5
     umap_metric: str = "euclidean"
+    umap_n_epochs: int | None = 300
+    umap_negative_sample_rate: int = 3
     umap_max_fit_rows: int = 5_000
     random_state: int = 42
     hdbscan_min_cluster_share: float = 0.08
@@ -101,7 +107,8 @@ class SegmentationModel:
     def fit(self, customers: pd.DataFrame, progress: Progress | None = None) -> SegmentationModel:
         """Fit every stage on canonical customer rows; sets ``labels_`` for the training rows."""
         import hdbscan
-        import umap
+
+        cache_umap_kernels()
 
         say = progress or (lambda message: log.info("%s", message))
         p = self.params
@@ -115,20 +122,23 @@ class SegmentationModel:
         self.defaults_ = {column: keys[column].mode().iloc[0] for column in KEY_COLUMNS}
         self.defaults_ = {k: (int(v) if k.startswith("join_") else str(v)) for k, v in self.defaults_.items()}
         frame = feature_frame(keys, self.reference_month_, self.max_tenure_)
+        rng = np.random.default_rng(p.random_state)
+        fit_rows = np.arange(len(frame))
+        if len(frame) > p.umap_max_fit_rows:
+            fit_rows = np.sort(rng.choice(len(frame), size=p.umap_max_fit_rows, replace=False))
         say("encoding features")
-        self.encoder_, self.scaler_ = fit_encoder_and_scaler(frame, p.weights)
+        # Every stage is fitted on the same sample. With the encoder fitted on all rows of a large file and
+        # UMAP on the sample, the planted groups fragmented (50k rows: ARI 0.45 with 20% noise, against
+        # 0.90 and 0% with the encoder fitted on the sample).
+        self.encoder_, self.scaler_ = fit_encoder_and_scaler(frame.iloc[fit_rows], p.weights)
         X = self.scaler_.transform(self.encoder_.transform(frame))
 
-        rng = np.random.default_rng(p.random_state)
-        fit_rows = np.arange(len(X))
-        if len(X) > p.umap_max_fit_rows:
-            fit_rows = np.sort(rng.choice(len(X), size=p.umap_max_fit_rows, replace=False))
         say(f"fitting UMAP on {len(fit_rows)} of {len(X)} rows")
         started = time.perf_counter()
-        self.umap_ = umap.UMAP(n_neighbors=min(p.umap_n_neighbors, len(fit_rows) - 1),
-                               min_dist=p.umap_min_dist, n_components=p.umap_n_components,
-                               metric=p.umap_metric, random_state=p.random_state, low_memory=True)
-        embedding_fit = self.umap_.fit_transform(X[fit_rows])
+        self.umap_, embedding_fit = umap_with_exact_neighbours(
+            X[fit_rows], n_neighbors=min(p.umap_n_neighbors, len(fit_rows) - 1), min_dist=p.umap_min_dist,
+            n_components=p.umap_n_components, metric=p.umap_metric, random_state=p.random_state,
+            n_epochs=p.umap_n_epochs, negative_sample_rate=p.umap_negative_sample_rate)
         self.timings_ = {"umap_fit_s": round(time.perf_counter() - started, 2)}
 
         min_cluster = p.min_cluster_size(len(fit_rows))

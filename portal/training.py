@@ -24,6 +24,7 @@ from portal import model_store
 from portal.errors import TrainingError
 from portal.features import placement_keys
 from portal.ingestion import read_customer_file
+from portal.numba_cache import cache_umap_kernels
 from portal.personas import build_personas
 from portal.segment_map import draw_segment_map
 from portal.segmentation import SegmentationModel, SegmentationParams, metrics_of
@@ -147,6 +148,7 @@ def train_release(paths: list[Path], production_dir: Path, params: SegmentationP
 
 def load_segmentation(release_dir: Path) -> SegmentationModel:
     """Rebuild a fitted SegmentationModel from a verified release folder."""
+    cache_umap_kernels()
     state = joblib.load(release_dir / TABLE_FILE)
     model = SegmentationModel(state["params"])
     model.encoder_ = joblib.load(release_dir / "encoder.pkl")

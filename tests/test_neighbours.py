@@ -1,0 +1,49 @@
+"""UMAP runs on an exact neighbour graph and transforms new rows through the same exact search."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from portal.neighbours import ExactNeighbourIndex, umap_with_exact_neighbours
+
+
+def _blobs(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0, 0, 0], [6, 0, 0], [0, 6, 0]], dtype=float)
+    return np.vstack([c + rng.normal(size=(120, 3)) for c in centres]).astype(np.float32)
+
+
+def test_query_returns_the_true_nearest_rows_nearest_first():
+    data = _blobs()
+    queries = np.random.default_rng(1).normal(scale=4, size=(25, 3)).astype(np.float32)
+    indices, distances = ExactNeighbourIndex(data).query(queries, k=7)
+    brute = np.linalg.norm(queries[:, None, :] - data[None, :, :], axis=2)
+    assert indices.dtype == np.int32 and distances.dtype == np.float32
+    assert np.array_equal(indices, np.argsort(brute, axis=1)[:, :7])
+    assert np.allclose(distances, np.sort(brute, axis=1)[:, :7], atol=1e-4)
+
+
+def test_every_training_row_is_its_own_nearest_neighbour():
+    data = _blobs()
+    indices, distances = ExactNeighbourIndex(data).neighbour_graph(5)
+    assert np.array_equal(indices[:, 0], np.arange(len(data)))
+    assert np.all(distances[:, 0] == 0)
+
+
+def test_umap_transform_works_and_places_rows_beside_their_neighbours():
+    data = _blobs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the "transform will be unavailable" warning is handled
+        warnings.filterwarnings("ignore", message="n_jobs value")
+        model, embedding = umap_with_exact_neighbours(data, n_neighbors=15, min_dist=0.0, n_components=2,
+                                                      random_state=3)
+    assert embedding.shape == (len(data), 2)
+    blob = np.repeat(np.arange(3), 120)
+    new_rows = _blobs(seed=5)[::40]  # fresh draws from the same three blobs
+    placed = model.transform(new_rows)
+    assert np.all(np.isfinite(placed))
+    centres = np.array([embedding[blob == b].mean(axis=0) for b in range(3)])
+    nearest_centre = np.linalg.norm(placed[:, None, :] - centres[None], axis=2).argmin(axis=1)
+    assert np.array_equal(nearest_centre, blob[::40])
