@@ -49,4 +49,8 @@ def umap_with_exact_neighbours(X: np.ndarray, **umap_params: object) -> tuple[ob
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_NOT_NNDESCENT_WARNING)
         embedding = model.fit_transform(X)
+    # The neighbour graph handed in is fit-time input only (transform queries the index); keeping it
+    # in the constructor parameter would put another copy of it in every pickle (8 MB at 5,000 rows).
+    model.precomputed_knn = (None, None, index)
+    model.knn_indices = model.knn_dists = None
     return model, embedding

@@ -47,3 +47,14 @@ def test_umap_transform_works_and_places_rows_beside_their_neighbours():
     centres = np.array([embedding[blob == b].mean(axis=0) for b in range(3)])
     nearest_centre = np.linalg.norm(placed[:, None, :] - centres[None], axis=2).argmin(axis=1)
     assert np.array_equal(nearest_centre, blob[::40])
+
+
+def test_a_pickled_model_transforms_like_the_original_without_the_fit_time_graph():
+    import pickle
+
+    data = _blobs()
+    model, _ = umap_with_exact_neighbours(data, n_neighbors=15, min_dist=0.0, n_components=2, random_state=3)
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored.knn_indices is None and restored.precomputed_knn[0] is None
+    new_rows = _blobs(seed=7)[::30]
+    assert np.allclose(restored.transform(new_rows), model.transform(new_rows))
