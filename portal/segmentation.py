@@ -22,7 +22,6 @@ import pandas as pd
 from portal.errors import TrainingError
 from portal.features import (
     KEY_COLUMNS,
-    PROFILE_BLOCK,
     FeatureWeights,
     feature_frame,
     fit_encoder_and_scaler,
@@ -121,6 +120,7 @@ class SegmentationModel:
         self.max_tenure_ = int(self.reference_month_ - months.min())
         self.defaults_ = {column: keys[column].mode().iloc[0] for column in KEY_COLUMNS}
         self.defaults_ = {k: (int(v) if k.startswith("join_") else str(v)) for k, v in self.defaults_.items()}
+        self.locations_ = sorted(set(keys["location"].astype(str)))
         frame = feature_frame(keys, self.reference_month_, self.max_tenure_)
         rng = np.random.default_rng(p.random_state)
         fit_rows = np.arange(len(frame))
@@ -233,9 +233,9 @@ class SegmentationModel:
 
     # -- placing -------------------------------------------------------------------------------
     def known_locations(self) -> list[str]:
-        """Locations the model learned a profile for (the smart form's dropdown)."""
-        profile = self.encoder_.named_transformers_[PROFILE_BLOCK]
-        return sorted(str(loc) for loc in profile.profiles_)
+        """Locations of the training customers (the smart form's dropdown), including those only in rows
+        outside the fitted sample, which are placed with the whole base's area profile."""
+        return list(self.locations_)
 
     def place(self, customers: pd.DataFrame) -> Placement:
         """Segment, confidence and reassigned flag for canonical customer rows (order kept)."""

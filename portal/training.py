@@ -95,7 +95,7 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
                  "params": model.params,
                  "reference_month": model.reference_month_, "max_tenure": model.max_tenure_,
                  "noise_share": model.noise_share_,
-                 "defaults": model.defaults_},
+                 "defaults": model.defaults_, "locations": model.locations_},
                 staging / TABLE_FILE)
     joblib.dump(personas, staging / "cluster_personas.pkl")
     (staging / "cluster_personas.json").write_text(json.dumps({str(k): v for k, v in personas.items()},
@@ -162,6 +162,7 @@ def load_segmentation(release_dir: Path) -> SegmentationModel:
     model.max_tenure_ = state["max_tenure"]
     model.noise_share_ = state["noise_share"]
     model.defaults_ = state["defaults"]
+    model.locations_ = state["locations"]
     model._remembered = {}
     return model
 

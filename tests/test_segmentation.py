@@ -150,3 +150,18 @@ def test_a_customer_file_never_seen_with_aliased_headers_is_segmented_as_well(tr
     placed = load_segmentation(trained_release).place(table.frame).cluster_id
     assert len(placed) == 1200
     assert adjusted_rand_score(truth, placed) >= 0.7
+
+
+def test_locations_only_outside_the_fitted_sample_are_known_and_placed():
+    from portal.features import PROFILE_BLOCK
+    from portal.segmentation import SegmentationModel, SegmentationParams
+
+    customers, _ = generate_customers(600, seed=3)
+    customers.loc[customers.index[:120], LOCATION] = [f"Branch {i}" for i in range(120)]  # one customer each
+    model = SegmentationModel(SegmentationParams(umap_max_fit_rows=300)).fit(customers, progress=lambda m: None)
+    profiled = set(model.encoder_.named_transformers_[PROFILE_BLOCK].profiles_)
+    outside_sample = set(customers[LOCATION]) - profiled
+    assert outside_sample, "fixture no longer puts a location only outside the fitted sample"
+    assert model.known_locations() == sorted(set(customers[LOCATION]))
+    placed = model.place(customers[customers[LOCATION].isin(outside_sample)])
+    assert set(placed.cluster_id.tolist()) <= set(model.cluster_ids_)
