@@ -1,20 +1,24 @@
-"""HDBSCAN prediction data that agrees with the fitted labels.
+"""HDBSCAN whose prediction functions agree with its fitted labels.
 
-hdbscan 0.8.44 builds its prediction data (used by ``approximate_predict`` and the membership
-functions) from ``CondensedTree._select_clusters``, which takes, for each label, the *lowest-numbered
-node its points fall out of*. When every point of a selected cluster leaves the tree in that
-cluster's sub-clusters (none drops out of the cluster itself before it splits), that node is a
-sub-cluster, not the selected cluster: the prediction data then numbers the clusters differently from
-``labels_`` and predicts noise for part of the segment. On the bundled sample this placed 92% of the
-training rows in another segment than the one they were fitted into.
+hdbscan 0.8.44 finds "the selected clusters" for its prediction data (``approximate_predict``) and for
+``membership_vector`` / ``all_points_membership_vectors`` with ``CondensedTree._select_clusters``,
+which takes, for each label, the *lowest-numbered node its points fall out of*. When every point of a
+selected cluster leaves the tree in that cluster's sub-clusters (none drops out of the cluster itself
+before it splits), that node is a sub-cluster, not the selected cluster: predictions then number the
+segments differently from ``labels_``, call part of a segment noise, and membership vectors measure
+against the wrong node. On the bundled sample this placed 92% of the training rows in another segment
+than the one they were fitted into.
 
-Here each label's cluster is the lowest common ancestor of the nodes its points fall out of, which
-is the cluster HDBSCAN selected, and the prediction data is built from that selection.
+Here each label's cluster is the lowest common ancestor of the nodes its points fall out of, which is
+the cluster HDBSCAN selected, and ``LabelledHDBSCAN.condensed_tree_`` answers with that selection, so
+every prediction function (and ``prediction_data=True``) uses it.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from hdbscan import HDBSCAN
+from hdbscan.plots import CondensedTree
 
 
 def selected_clusters(condensed_tree: np.ndarray, labels: np.ndarray) -> list[int]:
@@ -38,18 +42,22 @@ def selected_clusters(condensed_tree: np.ndarray, labels: np.ndarray) -> list[in
     return selected
 
 
-def attach_prediction_data(clusterer: object, min_samples: int) -> None:
-    """Give a fitted ``hdbscan.HDBSCAN`` (fitted without ``prediction_data``) prediction data built
-    from the clusters its labels came from."""
-    from hdbscan.plots import CondensedTree
-    from hdbscan.prediction import PredictionData
+class SelectedClustersTree(CondensedTree):
+    """A condensed tree whose selected clusters are the ones the labels came from."""
 
-    raw_tree = clusterer._condensed_tree
-    selection = selected_clusters(raw_tree, clusterer.labels_)
+    def _select_clusters(self) -> list[int]:
+        return selected_clusters(self._raw_tree, self._labels)
 
-    class _Selected(CondensedTree):
-        def _select_clusters(self) -> list[int]:
-            return list(selection)
 
-    clusterer.prediction_data_ = PredictionData(clusterer._raw_data, _Selected(raw_tree, clusterer.labels_),
-                                                min_samples, tree_type="kdtree", metric=clusterer.metric)
+class LabelledHDBSCAN(HDBSCAN):
+    """``hdbscan.HDBSCAN`` with prediction data and membership vectors numbered like ``labels_``."""
+
+    @property
+    def condensed_tree_(self) -> SelectedClustersTree:
+        if self._condensed_tree is None:
+            raise AttributeError("No condensed tree was generated; try running fit first.")
+        return SelectedClustersTree(self._condensed_tree, self.labels_)
+
+    @condensed_tree_.setter
+    def condensed_tree_(self, value: np.ndarray) -> None:
+        self._condensed_tree = value

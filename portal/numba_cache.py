@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections import Counter
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +24,36 @@ UMAP_KERNEL_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.distanc
 
 def cache_umap_kernels() -> int:
     """Turn on numba's disk cache for every umap kernel not already cached; returns how many it turned
-    on (0 on later calls, so calling it again is cheap)."""
+    on (0 on later calls, so calling it again is cheap).
+
+    numba's cache key does not include compile flags, so of kernels sharing one Python function (umap's
+    serial and parallel layout kernels) only the one compiled without ``parallel`` is cached; the other
+    never writes there and never reads the serial code. A cache folder numba cannot write leaves the
+    kernels compiling as before.
+    """
     from numba.core.caching import NullCache
     from numba.core.dispatcher import Dispatcher
 
+    found = {id(kernel): kernel for name in UMAP_KERNEL_MODULES  # modules re-export each other's kernels
+             for kernel in vars(importlib.import_module(name)).values() if isinstance(kernel, Dispatcher)}
+    kernels = list(found.values())
+    per_function = Counter(id(kernel.py_func) for kernel in kernels)
+    serial_per_function = Counter(id(kernel.py_func) for kernel in kernels if not kernel.targetoptions.get("parallel"))
+
+    def cacheable(kernel: Dispatcher) -> bool:
+        if per_function[id(kernel.py_func)] == 1:
+            return True
+        return not kernel.targetoptions.get("parallel") and serial_per_function[id(kernel.py_func)] == 1
+
     enabled = 0
-    for name in UMAP_KERNEL_MODULES:
-        for kernel in vars(importlib.import_module(name)).values():
-            if isinstance(kernel, Dispatcher) and isinstance(kernel._cache, NullCache):
+    for kernel in kernels:
+        if isinstance(kernel._cache, NullCache) and cacheable(kernel):
+            try:
                 kernel.enable_caching()
-                enabled += 1
+            except RuntimeError as exc:  # no writable cache location
+                log.warning("numba cannot cache umap kernels (%s); they compile in every process", exc)
+                return enabled
+            enabled += 1
     if enabled:
         log.debug("numba disk cache enabled for %d umap kernels", enabled)
     return enabled

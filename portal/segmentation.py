@@ -27,7 +27,6 @@ from portal.features import (
     fit_encoder_and_scaler,
     placement_keys,
 )
-from portal.hdbscan_prediction import attach_prediction_data
 from portal.neighbours import umap_with_exact_neighbours
 from portal.numba_cache import cache_umap_kernels
 from schemas import TIER_ORDER
@@ -105,7 +104,7 @@ class SegmentationModel:
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, customers: pd.DataFrame, progress: Progress | None = None) -> SegmentationModel:
         """Fit every stage on canonical customer rows; sets ``labels_`` for the training rows."""
-        import hdbscan
+        from portal.hdbscan_prediction import LabelledHDBSCAN
 
         cache_umap_kernels()
 
@@ -145,15 +144,15 @@ class SegmentationModel:
         say(f"fitting HDBSCAN (min_cluster_size={min_cluster})")
         started = time.perf_counter()
         min_samples = min(p.hdbscan_min_samples, min_cluster)
-        self.hdbscan_ = hdbscan.HDBSCAN(min_cluster_size=min_cluster, min_samples=min_samples,
-                                        cluster_selection_method=p.hdbscan_selection).fit(embedding_fit)
+        self.hdbscan_ = LabelledHDBSCAN(min_cluster_size=min_cluster, min_samples=min_samples,
+                                        cluster_selection_method=p.hdbscan_selection,
+                                        prediction_data=True).fit(embedding_fit)
         self.timings_["hdbscan_fit_s"] = round(time.perf_counter() - started, 2)
         labels_fit = self.hdbscan_.labels_
         segments = sorted(set(labels_fit.tolist()) - {-1})
         if len(segments) < 1:
             raise TrainingError("HDBSCAN found no segment in this data (everything is noise).")
         self.cluster_ids_ = segments
-        attach_prediction_data(self.hdbscan_, min_samples)
 
         strengths_fit = self.hdbscan_.probabilities_
         soft_fit = self._soft_assign_training(len(fit_rows))
@@ -234,7 +233,7 @@ class SegmentationModel:
     # -- placing -------------------------------------------------------------------------------
     def known_locations(self) -> list[str]:
         """Locations of the training customers (the smart form's dropdown), including those only in rows
-        outside the fitted sample, which are placed with the whole base's area profile."""
+        outside the fitted sample, which are placed with the fitted sample's average area profile."""
         return list(self.locations_)
 
     def place(self, customers: pd.DataFrame) -> Placement:

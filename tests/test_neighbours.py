@@ -32,6 +32,18 @@ def test_every_training_row_is_its_own_nearest_neighbour():
     assert np.all(distances[:, 0] == 0)
 
 
+def test_identical_rows_are_at_distance_zero_and_the_next_row_at_its_true_distance():
+    data = np.repeat(_blobs()[:40], 6, axis=0) + np.float32(1e3)  # six copies of each row, far from 0
+    indices, distances = ExactNeighbourIndex(data).neighbour_graph(10)
+    assert np.array_equal(indices[:, 0], np.arange(len(data)))
+    assert np.all(distances[:, :6] == 0)
+    copies = indices[:, :6] // 6
+    assert np.all(copies == (np.arange(len(data)) // 6)[:, None])
+    brute = np.linalg.norm(data[::6, None, :].astype(np.float64) - data[None, ::6, :], axis=2)
+    brute[brute == 0] = np.inf
+    assert np.allclose(distances[::6, 6], brute.min(axis=1), rtol=1e-6)
+
+
 def test_umap_transform_works_and_places_rows_beside_their_neighbours():
     data = _blobs()
     with warnings.catch_warnings():
@@ -49,12 +61,13 @@ def test_umap_transform_works_and_places_rows_beside_their_neighbours():
     assert np.array_equal(nearest_centre, blob[::40])
 
 
-def test_a_pickled_model_transforms_like_the_original_without_the_fit_time_graph():
-    import pickle
+def test_a_saved_model_transforms_like_the_original_without_the_fit_time_graph(tmp_path):
+    import joblib
 
     data = _blobs()
     model, _ = umap_with_exact_neighbours(data, n_neighbors=15, min_dist=0.0, n_components=2, random_state=3)
-    restored = pickle.loads(pickle.dumps(model))
-    assert restored.knn_indices is None and restored.precomputed_knn[0] is None
+    joblib.dump(model, tmp_path / "umap.pkl")
+    restored = joblib.load(tmp_path / "umap.pkl")
+    assert restored.precomputed_knn[0] is None and restored.knn_indices is None and restored._knn_indices is None
     new_rows = _blobs(seed=7)[::30]
     assert np.allclose(restored.transform(new_rows), model.transform(new_rows))

@@ -18,6 +18,9 @@ assert cache_umap_kernels() == 0  # a second call finds nothing left to turn on
 data = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)
 model, _ = umap_with_exact_neighbours(data, n_neighbors=10, n_components=2, n_epochs=20, random_state=0)
 model.transform(data[:5] + 0.01)
+from umap import layouts
+# numba's cache key ignores compile flags: the parallel twin of the serial layout kernel must not share it
+assert type(layouts._nb_optimize_layout_euclidean_single_epoch_parallel._cache).__name__ == "NullCache"
 """
 
 
