@@ -15,6 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.common import (
     NEW_ROWS_SEED,
     ROOT,
@@ -131,18 +133,6 @@ def _post(url: str, body: dict, timeout: float = 60) -> tuple[int, dict]:
         return exc.code, {}
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
-
-
 def _vm_hwm_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -242,7 +232,7 @@ def _promo_tables(ctx: Context, release: str) -> list[Table]:
             sequential.append((time.perf_counter() - started, status))
         runs = {"distinct requests (no cache hits)": _load(url, _bodies(total, distinct=True)[3:], threads),
                 "10 repeated requests (cache hits)": _load(url, _bodies(total, distinct=False), threads)}
-        workers = _children(master.pid)
+        workers = [child.pid for child in psutil.Process(master.pid).children()]
         peaks = [p for p in (_vm_hwm_mb(pid) for pid in workers) if p is not None]
     finally:
         master.send_signal(signal.SIGTERM)

@@ -15,6 +15,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 
 from portal import model_store
@@ -49,15 +50,7 @@ def _serving(log_path: Path) -> dict[int, str]:
 
 
 def _workers(master_pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master_pid:
-                    found.add(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
+    return {child.pid for child in psutil.Process(master_pid).children()}
 
 
 
