@@ -124,9 +124,9 @@ class OfflineProvider:
 class _BadOutput(Exception):
     """The server answered 200 but the content is unusable (invalid JSON, wrong shape, truncated)."""
 
-    def __init__(self, reason: str, usage: dict[str, int]) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.reason, self.usage = reason, usage
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -273,8 +273,6 @@ class OpenAIProvider:
                 add_usage(usage, _usage_of(response))
                 return parse(response), usage
             except Exception as exc:  # noqa: BLE001 - every failure is classified, none escapes raw
-                if isinstance(exc, _BadOutput):
-                    add_usage(usage, exc.usage)
                 failure = self._classify(exc)
                 log.warning("%s request failed (attempt %d of %d): %s", kind, attempt, attempts, failure.reason)
                 if not failure.retriable:
@@ -295,29 +293,28 @@ class OpenAIProvider:
 
     @staticmethod
     def _parse_draft(response: Any) -> dict[str, Any]:
-        usage = _usage_of(response)
         if not getattr(response, "choices", None):
-            raise _BadOutput("empty response from the model", usage)
+            raise _BadOutput("empty response from the model")
         choice = response.choices[0]
         if getattr(choice.message, "refusal", None):
-            raise _BadOutput("the model refused", usage)
+            raise _BadOutput("the model refused")
         if choice.finish_reason == "length":
-            raise _BadOutput("output cut at max_completion_tokens", usage)
+            raise _BadOutput("output cut at max_completion_tokens")
         try:
             return DraftVariant.model_validate_json(choice.message.content or "").model_dump()
         except ValidationError:
-            raise _BadOutput("invalid JSON from the model", usage) from None
+            raise _BadOutput("invalid JSON from the model") from None
 
     @staticmethod
     def _parse_image(response: Any) -> str | None:
         data = getattr(response, "data", None) or []
         if not data:
-            raise _BadOutput("no image in the response", empty_usage())
+            raise _BadOutput("no image in the response")
         if getattr(data[0], "url", None):
             return data[0].url
         if getattr(data[0], "b64_json", None):
             return f"data:image/png;base64,{data[0].b64_json}"
-        raise _BadOutput("no image in the response", empty_usage())
+        raise _BadOutput("no image in the response")
 
 
 def make_provider(settings: Settings) -> ContentProvider:

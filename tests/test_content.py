@@ -166,6 +166,9 @@ def test_invalid_json_is_retried_then_accepted(service, llm_server):
     result = service().generate(PERSONA, campaign(), prefs())
     assert len(llm_server.calls()) == 2 and not result["degraded"]
     assert result["usage"]["completion_tokens"] > 1  # the failed attempt's tokens are counted too
+    # ... exactly once: the server bills len(json.dumps(messages)) // 4 prompt tokens per call
+    billed = sum(max(1, len(json.dumps(call.body["messages"])) // 4) for call in llm_server.calls())
+    assert result["usage"]["prompt_tokens"] == billed
 
 
 def test_invalid_json_every_time_degrades(service, llm_server):
