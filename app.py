@@ -116,7 +116,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
                   security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
                   doc_prefix="/docs", doc_url="/openapi.json",
                   validation_error_callback=validation_error_response, validation_error_status=422)
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes, JSON_SORT_KEYS=False,
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes,
                       TESTING=settings.flask_env == "testing", DEBUG=settings.flask_debug)
     app.json.sort_keys = False
     CORS(app, origins=settings.allow_origins, methods=["GET", "POST", "OPTIONS"], expose_headers=["X-Request-ID"])

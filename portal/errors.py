@@ -16,10 +16,6 @@ class PortalError(Exception):
         self.message = message
         self.details = details
 
-    def to_envelope(self) -> dict[str, Any]:
-        return {"status": "error", "error": {"code": self.code, "message": self.message,
-                                             "details": self.details}}
-
 
 class BadRequest(PortalError):
     status, code = 400, "bad_request"

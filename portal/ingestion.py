@@ -41,6 +41,7 @@ from portal.errors import (
 from schemas import (
     CUSTOMER_ID,
     DATE_JOINED,
+    EARLIEST_JOIN_DATE,
     GENDER,
     LOCATION,
     LOYALTY_TIER,
@@ -62,7 +63,6 @@ MAX_ZIP_MEMBERS = 10_000
 #: The header may sit below a title or notes; it is looked for in this many top rows of each sheet.
 HEADER_SEARCH_ROWS = 10
 MAX_SKIPPED_EXAMPLES = 20
-EARLIEST_JOIN_DATE = date(1980, 1, 1)
 #: Dates no vectorised format understood are tried one by one, for at most this many distinct strings.
 MAX_FALLBACK_DATES = 20_000
 BUSINESS_TIMEZONE = ZoneInfo("Asia/Singapore")
