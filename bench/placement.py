@@ -99,7 +99,7 @@ def child_batch(kind: str, model: str, data: str, repeats: int, refit: bool = Fa
 
         model_obj = load_release(Path(model), warm_up=True).model
         for _ in range(repeats):
-            model_obj._remembered = {}
+            model_obj.forget()
             started = time.perf_counter()
             placed = model_obj.place(rows)
             times.append(time.perf_counter() - started)

@@ -100,6 +100,14 @@ class SegmentationModel:
     def __init__(self, params: SegmentationParams | None = None) -> None:
         self.params = params or SegmentationParams()
         self._lock = threading.Lock()
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop what placement remembered about keys outside the fitted tables."""
+        #: feature row -> answer computed through UMAP.transform + approximate_predict
+        self._remembered: dict[bytes, tuple[int, float, bool]] = {}
+        #: placement key -> answer, so a repeated key outside ``key_table_`` skips the encoder too
+        self._answered: dict[tuple, tuple[int, float, bool]] = {}
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, customers: pd.DataFrame, progress: Progress | None = None) -> SegmentationModel:
@@ -160,7 +168,6 @@ class SegmentationModel:
         self.embedding_sample_labels_ = labels_fit[: len(self.embedding_sample_)]
         self.noise_share_ = float(np.mean(labels_fit == -1))
         self.table_ = self._build_table(X[fit_rows], labels_fit, strengths_fit, soft_fit)
-        self._remembered: dict[bytes, tuple[int, float, bool]] = {}
         started = time.perf_counter()
         domain = self._precompute_domain(keys)
         self.key_table_ = self._answers_for_keys(pd.concat([keys, domain], ignore_index=True).drop_duplicates())
@@ -244,11 +251,17 @@ class SegmentationModel:
         if keys.empty:
             return Placement(np.zeros(0, int), np.zeros(0), np.zeros(0, bool))
         codes, uniques = pd.MultiIndex.from_frame(keys[list(KEY_COLUMNS)]).factorize()
-        answers: list[tuple[int, float, bool] | None] = [self.key_table_.get(k) for k in uniques]
+        answers: list[tuple[int, float, bool] | None] = [self.key_table_.get(k) or self._answered.get(k)
+                                                         for k in uniques]
         missing = [i for i, a in enumerate(answers) if a is None]
         if missing:
             unknown = uniques[missing].to_frame(index=False, name=list(KEY_COLUMNS))
-            for i, answer in zip(missing, self._answers_for_keys(unknown).values()):
+            computed = self._answers_for_keys(unknown)
+            with self._lock:
+                if len(self._answered) > MAX_REMEMBERED_KEYS:
+                    self._answered.clear()
+                self._answered.update(computed)
+            for i, answer in zip(missing, computed.values()):
                 answers[i] = answer
         label_of = np.array([a[0] for a in answers])
         conf_of = np.array([a[1] for a in answers])

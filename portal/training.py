@@ -33,7 +33,6 @@ from schemas import CUSTOMER_ID, FEATURE_COLUMNS
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 TABLE_FILE = "placement_table.pkl"
-SUPPORTED_SUFFIXES = (".xlsx", ".xls", ".csv")
 
 
 @dataclass
@@ -114,8 +113,9 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
         "sources": [Path(s).name for s in data.sources],
         "data_fingerprint": data_fingerprint(data.customers),
         "feature_schema": {"columns": list(FEATURE_COLUMNS),
-                           "derived": ["location (one-hot)", "region (one-hot)", "gender (one-hot)",
-                                       "tier (ordinal 1-3)", "tenure_months", "month_sin", "month_cos"],
+                           "derived": ["area_profile (each location's tenure-band and tier shares)",
+                                       "location, region, gender (one-hot)", "tier (ordinal 1-3)",
+                                       "tenure_months", "month_sin, month_cos"],
                            "encoded_columns": list(model.encoder_.get_feature_names_out())},
         "parameters": model.params.as_dict(),
         "metrics": metrics,
@@ -163,7 +163,6 @@ def load_segmentation(release_dir: Path) -> SegmentationModel:
     model.noise_share_ = state["noise_share"]
     model.defaults_ = state["defaults"]
     model.locations_ = state["locations"]
-    model._remembered = {}
     return model
 
 

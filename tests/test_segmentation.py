@@ -81,6 +81,7 @@ def test_a_feature_row_the_table_lacks_goes_through_umap_once_and_is_remembered(
     bare = SegmentationModel.__new__(SegmentationModel)
     bare.__dict__.update(model.__dict__)
     bare.table_, bare._remembered, bare.key_table_ = {}, {}, {}  # a model whose tables know nothing
+    bare._answered = {}
     both = pd.concat([keys, keys.assign(join_year=1990)], ignore_index=True)
     first = bare.place_keys(both)
     assert len(bare._remembered) == 2
@@ -165,3 +166,19 @@ def test_locations_only_outside_the_fitted_sample_are_known_and_placed():
     assert model.known_locations() == sorted(set(customers[LOCATION]))
     placed = model.place(customers[customers[LOCATION].isin(outside_sample)])
     assert set(placed.cluster_id.tolist()) <= set(model.cluster_ids_)
+
+
+def test_a_repeated_key_outside_the_key_table_is_answered_without_encoding_again(trained_release):
+    from portal.training import load_segmentation
+
+    model = load_segmentation(trained_release)  # its own copy: the test replaces a method
+    rows = _rows(("Atlantis", "Female", "Gold", "2019-03-04"), ("Punggol", "Male", "Silver", "2031-01-01"))
+    first = model.place(rows)
+
+    def no_encoding(keys):
+        raise AssertionError("encoded again")
+
+    model._vectors = no_encoding
+    again = model.place(rows)
+    assert again.cluster_id.tolist() == first.cluster_id.tolist()
+    assert again.confidence.tolist() == first.confidence.tolist()
