@@ -299,8 +299,6 @@ def write_variant(brief: dict[str, Any], campaign: CampaignInputs, prefs: Conten
         "brand_family": f"the {brand_name} family" if brand_name else "our family",
         "tenure": audience.tenure,
     }
-    if values["who"] == "you":
-        values.update(who="you", Who="You")
     hook = pick("hook", HOOKS[tone], **values)
     benefit = pick("benefit", BENEFITS[campaign.funnel_stage], **values)
     offer = pick("offer", OFFER_LINES, offer=campaign.offer.rstrip("."), Offer=_cap(campaign.offer.rstrip(

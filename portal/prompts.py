@@ -7,6 +7,7 @@ user free text is quoted as JSON data inside tags the system prompt tells the mo
 
 from __future__ import annotations
 
+import functools
 import json
 import numbers
 from typing import Any
@@ -36,8 +37,10 @@ class DraftVariant(BaseModel):
     image_prompt: str | None = Field(description="Prompt for an image generator, or null when not requested.")
 
 
+@functools.cache
 def response_format() -> dict[str, Any]:
-    """An explicit strict json_schema response_format (works with OpenAI, Azure, vLLM and Ollama)."""
+    """An explicit strict json_schema response_format (works with OpenAI, Azure, vLLM and Ollama); built
+    once, it is the same for every call."""
     return {"type": "json_schema",
             "json_schema": {"name": "content_variant", "strict": True, "schema": DraftVariant.model_json_schema()}}
 
