@@ -27,7 +27,19 @@ PLACEMENT = "placement.npz"
 
 def hash_customer_id(value: object, salt: str) -> str:
     """Salted, truncated sha256: the same customer gets the same key in every snapshot, never the id."""
-    return hashlib.sha256(salt.encode() + str(value).encode()).hexdigest()[:24]
+    return hash_customer_ids(pd.Series([value]), salt).iloc[0]
+
+
+def hash_customer_ids(ids: pd.Series, salt: str) -> pd.Series:
+    """``hash_customer_id`` of every id (missing ids stay missing), salting one prepared hasher."""
+    salted = hashlib.sha256(salt.encode())
+
+    def digest(value: object) -> str:
+        hasher = salted.copy()
+        hasher.update(str(value).encode())
+        return hasher.hexdigest()[:24]
+
+    return ids.map(digest, na_action="ignore").astype("string")
 
 
 def new_upload_id() -> str:
@@ -46,7 +58,7 @@ class UploadStore:
     def __init__(self, upload_dir: Path, base_data_dir: Path, salt: str) -> None:
         self.upload_dir = Path(upload_dir)
         self.base_data_dir = Path(base_data_dir)
-        self._salt = salt.encode()
+        self._salt = salt
 
     def folder(self, upload_id: str) -> Path:
         if not _UPLOAD_ID.match(upload_id or ""):
@@ -81,7 +93,7 @@ class UploadStore:
         return path, path.suffix.lstrip(".")
 
     def hash_id(self, value: object) -> str:
-        return hash_customer_id(value, self._salt.decode())
+        return hash_customer_id(value, self._salt)
 
     def write_snapshot(self, upload_id: str, customers: pd.DataFrame) -> Path:
         """Feature columns plus a salted hash of the customer id, for the next retraining."""
@@ -89,8 +101,7 @@ class UploadStore:
         folder = self.base_data_dir / day
         folder.mkdir(parents=True, exist_ok=True)
         snapshot = customers[list(FEATURE_COLUMNS)].copy()
-        ids = customers[CUSTOMER_ID]
-        snapshot.insert(0, CUSTOMER_ID, [self.hash_id(v) if pd.notna(v) else "" for v in ids])
+        snapshot.insert(0, CUSTOMER_ID, hash_customer_ids(customers[CUSTOMER_ID], self._salt).fillna(""))
         path = folder / f"upload-{upload_id}.csv"
         temp = path.with_name(f".{path.name}.tmp")
         snapshot.to_csv(temp, index=False, date_format="%Y-%m-%d")

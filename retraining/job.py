@@ -83,7 +83,7 @@ def snapshot_key(settings: Settings):
     """De-duplication key: snapshots already carry the salted hash; other files' raw ids are hashed alike."""
     import pandas as pd
 
-    from portal.upload_store import hash_customer_id
+    from portal.upload_store import hash_customer_ids
 
     base = settings.base_data_dir.resolve()
     salt = settings.snapshot_salt.get_secret_value()
@@ -91,7 +91,7 @@ def snapshot_key(settings: Settings):
     def key(path: Path, ids: pd.Series) -> pd.Series:
         if base in path.resolve().parents:
             return ids
-        return ids.map(lambda v: hash_customer_id(v, salt) if pd.notna(v) else v).astype("string")
+        return hash_customer_ids(ids, salt)
 
     return key
 
