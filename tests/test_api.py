@@ -665,3 +665,15 @@ def test_upload_sends_no_personal_data_to_the_llm(make_app, llm_server):
     sent = "\n".join(call.raw for call in llm_server.requests).lower()
     for value in API_PII_VALUES:
         assert value.lower() not in sent, value
+
+
+def test_rate_limit_forgets_clients_idle_for_a_minute(make_app):
+    """The per-client windows do not grow without bound as new client addresses come and go."""
+    import time
+    from collections import deque
+
+    app = make_app(rate_limit_per_minute=2)
+    long_ago = time.monotonic() - 120
+    app.extensions["rate_limit_windows"] = {f"10.0.{i // 250}.{i % 250}": deque([long_ago]) for i in range(2000)}
+    assert app.test_client().post("/generate-promo", json=CAMPAIGN).status_code == 200
+    assert list(app.extensions["rate_limit_windows"]) == ["127.0.0.1"]

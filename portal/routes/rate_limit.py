@@ -12,6 +12,8 @@ from portal.errors import RateLimited
 from portal.routes import services
 
 _lock = threading.Lock()
+#: Above this many tracked clients, clients idle for a minute are forgotten (their windows are empty).
+_PRUNE_ABOVE = 1024
 
 
 def limit_generation() -> None:
@@ -24,6 +26,9 @@ def limit_generation() -> None:
     now = time.monotonic()
     with _lock:
         seen: dict[str, deque[float]] = current_app.extensions.setdefault("rate_limit_windows", {})
+        if len(seen) > _PRUNE_ABOVE:
+            for idle in [c for c, w in seen.items() if not w or now - w[-1] > 60]:
+                del seen[idle]
         window = seen.setdefault(client, deque())
         while window and now - window[0] > 60:
             window.popleft()
