@@ -18,7 +18,7 @@ import pandas as pd
 
 from portal.content import ContentService
 from portal.errors import NotFound, ValidationFailed
-from portal.ingestion import read_customer_file
+from portal.ingestion import read_customer_file, read_rows_as_is
 from portal.live_model import LiveRelease, ModelHolder
 from portal.personas import GENERAL_AUDIENCE
 from portal.settings import Settings
@@ -222,14 +222,13 @@ def segments_export(upload_id: str, services: Services) -> bytes:
     record = services.uploads.record(upload_id)
     placement = services.uploads.placement(upload_id)
     path, _ = services.uploads.original(upload_id)
-    table = read_customer_file(path, filename=path.name, max_rows=services.settings.max_upload_rows,
-                               keep_all_columns=True)
+    rows = read_rows_as_is(path)
     names = {s["cluster_id"]: s["persona"]["name"] for s in record["segments"]}
     by_row = pd.DataFrame({"source_row": placement["source_row"], SEGMENT_COLUMNS[0]: placement["cluster_id"],
                            SEGMENT_COLUMNS[1]: np.round(placement["confidence"], 3),
                            SEGMENT_COLUMNS[2]: placement["reassigned"]})
-    earlier_export = [c for c in (*SEGMENT_COLUMNS, "Persona") if c in table.raw.columns]
-    frame = table.raw.drop(columns=earlier_export).merge(by_row, on="source_row", how="inner")
+    earlier_export = [c for c in (*SEGMENT_COLUMNS, "Persona") if c in rows.columns]
+    frame = rows.drop(columns=earlier_export).merge(by_row, on="source_row", how="inner")
     frame.insert(len(frame.columns) - 2, "Persona", frame["Segment ID"].map(names))
     frame = frame.drop(columns="source_row")
     for column in frame.columns:

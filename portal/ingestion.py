@@ -20,6 +20,7 @@ import logging
 import re
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -106,7 +107,6 @@ class CustomerTable:
     sheet: str | None = None
     file_format: str = "xlsx"
     columns: dict[str, str] = field(default_factory=dict)
-    raw: pd.DataFrame | None = None  # every column as in the file plus source_row (keep_all_columns=True)
 
 
 @dataclass
@@ -245,38 +245,16 @@ def _check_zip(data: bytes) -> None:
 
 
 def read_customer_file(source: bytes | Path, *, filename: str | None = None,
-                       max_rows: int = 1_048_576, today: date | None = None,
-                       keep_all_columns: bool = False) -> CustomerTable:
+                       max_rows: int = 1_048_576, today: date | None = None) -> CustomerTable:
     """Read an uploaded or stored customer file into the canonical table; raise a PortalError on failure.
 
-    `filename` is only used in log lines (never to decide the type). `keep_all_columns` also returns
-    every column under its own header (for the segment export back to the user).
+    `filename` is only used in log lines (never to decide the type).
     """
     data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
-    file_format = sniff_format(data)
-    log.info("reading customer file: format=%s, %d bytes%s", file_format, len(data),
-             f", suffix={Path(filename).suffix.lower()!r}" if filename else "")
-    try:
-        if file_format == "xlsx":
-            _check_zip(data)
-        grids = _csv_grids(data) if file_format == "csv" else _excel_grids(data)
-        header, grid = _pick_sheet(grids)
-        raw = _raw_frame(grid, header)
+    file_format, header, raw = _first_customer_sheet(data, filename)
+    with _read_errors(file_format, len(data)):
         frame, skipped_count, examples = normalise_customers(
             raw, first_row_number=header.row_index + 2, today=today)
-        original = _with_own_headers(raw, header) if keep_all_columns else None
-    except PortalError:
-        raise
-    except python_calamine.PasswordError as exc:
-        raise InvalidFile(_FIX_PASSWORD) from exc
-    except MemoryError as exc:
-        log.warning("out of memory reading a %s file of %d bytes", file_format, len(data))
-        raise InvalidFile("The file is too large to read. Split the customers into smaller files and "
-                          "upload them one by one.") from exc
-    except Exception as exc:  # any parser failure: calamine, xlrd, zipfile, pandas, codecs
-        log.warning("unreadable %s file (%s)", file_format, type(exc).__name__)
-        raise InvalidFile(f"We could not read this {file_format} file; it may be damaged or saved in an "
-                          f"unusual way. {_FIX_RESAVE}", {"error_type": type(exc).__name__}) from exc
 
     rows_received = len(frame) + skipped_count
     if rows_received > max_rows:
@@ -297,7 +275,47 @@ def read_customer_file(source: bytes | Path, *, filename: str | None = None,
              skipped_count)
     return CustomerTable(frame=frame, rows_received=rows_received, skipped_count=skipped_count,
                          skipped_examples=examples, sheet=header.sheet, file_format=file_format,
-                         columns=columns, raw=original)
+                         columns=columns)
+
+
+def read_rows_as_is(source: Path) -> pd.DataFrame:
+    """Every row under the header of a stored upload with the file's own column names plus source_row,
+    without validating them (the segment export joins its placements back on source_row)."""
+    data = Path(source).read_bytes()
+    _, header, raw = _first_customer_sheet(data, Path(source).name)
+    return _with_own_headers(raw, header)
+
+
+def _first_customer_sheet(data: bytes, filename: str | None) -> tuple[str, _Header, pd.DataFrame]:
+    """Format, header and raw rows of the first sheet holding the required columns."""
+    file_format = sniff_format(data)
+    log.info("reading customer file: format=%s, %d bytes%s", file_format, len(data),
+             f", suffix={Path(filename).suffix.lower()!r}" if filename else "")
+    with _read_errors(file_format, len(data)):
+        if file_format == "xlsx":
+            _check_zip(data)
+        grids = _csv_grids(data) if file_format == "csv" else _excel_grids(data)
+        header, grid = _pick_sheet(grids)
+        return file_format, header, _raw_frame(grid, header)
+
+
+@contextmanager
+def _read_errors(file_format: str, size: int) -> Iterator[None]:
+    """Turn any parser failure into a 4xx PortalError that says what to do."""
+    try:
+        yield
+    except PortalError:
+        raise
+    except python_calamine.PasswordError as exc:
+        raise InvalidFile(_FIX_PASSWORD) from exc
+    except MemoryError as exc:
+        log.warning("out of memory reading a %s file of %d bytes", file_format, size)
+        raise InvalidFile("The file is too large to read. Split the customers into smaller files and "
+                          "upload them one by one.") from exc
+    except Exception as exc:  # any parser failure: calamine, xlrd, zipfile, pandas, codecs
+        log.warning("unreadable %s file (%s)", file_format, type(exc).__name__)
+        raise InvalidFile(f"We could not read this {file_format} file; it may be damaged or saved in an "
+                          f"unusual way. {_FIX_RESAVE}", {"error_type": type(exc).__name__}) from exc
 
 
 def _with_own_headers(raw: pd.DataFrame, header: _Header) -> pd.DataFrame:
