@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 train: $(STAMP)
-	$(VENV)/bin/flask --app app train $(if $(DATA),--data $(DATA),)
+	$(VENV)/bin/flask --app app train $(if $(DATA),--data "$(DATA)",)
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)

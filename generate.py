@@ -1,28 +1,29 @@
-"""The façade the routes call: request → validation → ingestion → placement → persona → content.
+"""The façade the routes call: one function per API operation, each reading top-down as
+request → validation → ingestion → placement → persona → content → response body.
 
-Each public function takes validated input and the process's ``Services`` and returns the JSON
-body of the response, so routes stay a few lines and the same flows are usable from the CLI.
+It holds ``Services`` (what a process shares between requests), the smart form (``generate_promo``,
+``generate_post``), the dataset upload (``process_upload``, ``segments_export``) and the read-only
+answers (``list_personas``, ``get_persona``, ``options``, ``health``). Each takes validated input and
+returns the JSON body, so routes stay a few lines and the same flows are usable from the CLI.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from portal.content import ContentService
+from portal.content.service import ContentService
 from portal.errors import NotFound, ValidationFailed
-from portal.ingestion import read_customer_file, read_rows_as_is
-from portal.live_model import LiveRelease, ModelHolder
-from portal.personas import GENERAL_AUDIENCE
+from portal.ingestion.reader import read_customer_file
+from portal.segmentation.personas import GENERAL_AUDIENCE
+from portal.serving.export import segments_workbook
+from portal.serving.live_model import LiveRelease, ModelHolder
+from portal.serving.upload_store import UploadStore, new_upload_id
 from portal.settings import Settings
-from portal.upload_store import UploadStore, new_upload_id
 from schemas import (
     DATE_JOINED,
     ENGAGEMENT_LEVELS,
@@ -38,14 +39,9 @@ from schemas import (
     TIER_ORDER,
     TONES,
     CampaignInputs,
+    ContentPreferences,
     GeneratePostRequest,
     GeneratePromoRequest,
-    UploadForm,
-    campaign_of,
-    normalise_gender,
-    normalise_location,
-    normalise_tier,
-    preferences_of,
 )
 
 log = logging.getLogger(__name__)
@@ -72,33 +68,20 @@ class Services:
 # ---------------------------------------------------------------------------------------------
 
 def _audience_row(request: GeneratePromoRequest, release: LiveRelease) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """One canonical customer row from the form's audience fields; gaps filled with the base's mode."""
+    """One canonical customer row from the form's (already normalised) audience fields; gaps filled with
+    the training base's most common value and reported as assumed."""
     defaults = release.model.defaults_
     assumed: dict[str, Any] = {}
-    location = normalise_location(request.location) if request.location else None
-    if request.gender is not None and normalise_gender(request.gender) is None:
-        raise ValidationFailed(f"gender is not recognised; use one of {', '.join(GENDERS)}.",
-                               details=[{"field": "gender", "allowed": list(GENDERS)}])
-    if request.loyalty_tier is not None and normalise_tier(request.loyalty_tier) is None:
-        raise ValidationFailed(f"loyalty_tier is not recognised; use one of {', '.join(TIER_ORDER)}.",
-                               details=[{"field": "loyalty_tier", "allowed": list(TIER_ORDER)}])
-    gender = normalise_gender(request.gender) if request.gender else None
-    tier = normalise_tier(request.loyalty_tier) if request.loyalty_tier else None
-    if request.date_joined:
-        joined = pd.Timestamp(request.date_joined)
-    elif request.join_year:
-        joined = pd.Timestamp(year=request.join_year, month=request.join_month or 1, day=1)
-        if joined.date() > date.today():
-            raise ValidationFailed("join_year/join_month is in the future; use a past month.")
-    else:
-        joined = None
+    location, gender, tier = request.location, request.gender, request.loyalty_tier
     if location is None:
         location = assumed["location"] = defaults["location"]
     if gender is None:
         gender = assumed["gender"] = defaults["gender"]
     if tier is None:
         tier = assumed["loyalty_tier"] = defaults["tier"]
-    if joined is None:
+    if request.date_joined is not None:
+        joined = pd.Timestamp(request.date_joined)
+    else:
         joined = pd.Timestamp(year=defaults["join_year"], month=defaults["join_month"], day=1)
         assumed["date_joined"] = joined.date().isoformat()
     row = pd.DataFrame({LOCATION: [location], GENDER: [gender], LOYALTY_TIER: [tier], DATE_JOINED: [joined]})
@@ -107,7 +90,7 @@ def _audience_row(request: GeneratePromoRequest, release: LiveRelease) -> tuple[
 
 def generate_promo(request: GeneratePromoRequest, services: Services) -> dict[str, Any]:
     """Content for a campaign, aligned with the persona of the audience described (or chosen)."""
-    campaign, prefs = campaign_of(request), preferences_of(request)
+    campaign, prefs = request.campaign_and_preferences()
     extra: dict[str, Any] = {}
     release = None
     if request.given():
@@ -130,7 +113,7 @@ def generate_promo(request: GeneratePromoRequest, services: Services) -> dict[st
 
 def generate_post(request: GeneratePostRequest, services: Services) -> dict[str, Any]:
     """Regenerate content for one segment of an earlier upload, or for one persona, with new preferences."""
-    overrides = request.model_dump(include=set(CampaignInputs.model_fields), exclude_none=True)
+    overrides = request.campaign_overrides()
     if request.upload_id:
         record = services.uploads.record(request.upload_id)
         segment = next((s for s in record["segments"] if s["cluster_id"] == request.cluster_id), None)
@@ -142,12 +125,12 @@ def generate_post(request: GeneratePostRequest, services: Services) -> dict[str,
     else:
         release = services.models.current()
         persona, model_version, source = release.persona(request.cluster_id), release.version, "cluster_id"
-        missing = [f for f in ("objective", "industry", "funnel_stage", "past_engagement") if f not in overrides]
+        missing = request.missing_campaign_fields()
         if missing:
             raise ValidationFailed(f"Without upload_id, give the campaign fields: {', '.join(missing)}.",
                                    details={"missing": missing})
         campaign = CampaignInputs.model_validate(overrides)
-    content = services.content.generate(persona, campaign, preferences_of(request))
+    content = services.content.generate(persona, campaign, request.preferences())
     return {"status": "ok", "model_version": model_version, "upload_id": request.upload_id,
             "cluster_id": request.cluster_id, "persona": persona, "persona_source": source, "content": content}
 
@@ -156,7 +139,8 @@ def generate_post(request: GeneratePostRequest, services: Services) -> dict[str,
 # Dataset upload
 # ---------------------------------------------------------------------------------------------
 
-def process_upload(data: bytes, filename: str | None, form: UploadForm, services: Services) -> dict[str, Any]:
+def process_upload(data: bytes, filename: str | None, campaign: CampaignInputs, prefs: ContentPreferences,
+                   services: Services) -> dict[str, Any]:
     """Validate a customer file, place every row, and return one persona and content per segment."""
     started = time.perf_counter()
     settings = services.settings
@@ -167,7 +151,6 @@ def process_upload(data: bytes, filename: str | None, form: UploadForm, services
 
     counts = pd.Series(placement.cluster_id).value_counts()
     used = int(len(table.frame))
-    campaign, prefs = campaign_of(form), preferences_of(form)
     segment_ids = [int(c) for c in counts.index]
     contents = services.content.generate_many([(release.persona(c), campaign, prefs) for c in segment_ids])
     segments = []
@@ -205,40 +188,9 @@ def process_upload(data: bytes, filename: str | None, form: UploadForm, services
     return body
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-#: Columns the export adds; a re-uploaded export's old copies are replaced, not duplicated.
-SEGMENT_COLUMNS = ("Segment ID", "Confidence", "Reassigned from noise")
-
-
-def _neutralise(value: object) -> object:
-    """Prefix text that a spreadsheet would run as a formula."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 def segments_export(upload_id: str, services: Services) -> bytes:
-    """The uploaded customers with segment id, persona name and confidence columns, as .xlsx."""
-    record = services.uploads.record(upload_id)
-    placement = services.uploads.placement(upload_id)
-    path, _ = services.uploads.original(upload_id)
-    rows = read_rows_as_is(path)
-    names = {s["cluster_id"]: s["persona"]["name"] for s in record["segments"]}
-    by_row = pd.DataFrame({"source_row": placement["source_row"], SEGMENT_COLUMNS[0]: placement["cluster_id"],
-                           SEGMENT_COLUMNS[1]: np.round(placement["confidence"], 3),
-                           SEGMENT_COLUMNS[2]: placement["reassigned"]})
-    earlier_export = [c for c in (*SEGMENT_COLUMNS, "Persona") if c in rows.columns]
-    frame = rows.drop(columns=earlier_export).merge(by_row, on="source_row", how="inner")
-    frame.insert(len(frame.columns) - 2, "Persona", frame["Segment ID"].map(names))
-    frame = frame.drop(columns="source_row")
-    for column in frame.columns:
-        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
-            frame[column] = frame[column].map(_neutralise)
-    frame.columns = [_neutralise(str(c)) for c in frame.columns]
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        frame.to_excel(writer, index=False, sheet_name="Segments")
-    return buffer.getvalue()
+    """The uploaded customers with segment columns added, as .xlsx."""
+    return segments_workbook(upload_id, services.uploads)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from flask_openapi3 import FileStorage
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -158,35 +159,34 @@ INDUSTRY_SUGGESTIONS = (
     "Retail", "Food & Beverage", "Beauty & Wellness", "Fashion", "Travel & Hospitality",
     "Financial Services", "Education", "Technology", "Healthcare", "Real Estate",
 )
-_ALIASES = {
-    "twitter": "X", "x (twitter)": "X", "fb": "Facebook", "ig": "Instagram", "e-mail": "Email",
-    "email newsletter": "Email", "web": "Website", "blog": "Website", "tiktok": "TikTok",
-    "linkedin": "LinkedIn", "image prompt": "image", "image_prompt": "image", "text and image": "both",
-    "text + image": "both", "tofu": "Awareness", "mofu": "Consideration", "bofu": "Conversion",
-    "awareness stage": "Awareness", "loyalty": "Retention", "med": "Medium", "moderate": "Medium",
-}
+#: Common spellings of each choice, per list: "loyalty" is a funnel stage, never a platform.
+PLATFORM_ALIASES = {"twitter": "X", "x (twitter)": "X", "fb": "Facebook", "ig": "Instagram", "e-mail": "Email",
+                    "email newsletter": "Email", "web": "Website", "blog": "Website"}
+OUTPUT_ALIASES = {"image prompt": "image", "image_prompt": "image", "text and image": "both", "text + image": "both"}
+FUNNEL_ALIASES = {"tofu": "Awareness", "mofu": "Consideration", "bofu": "Conversion",
+                  "awareness stage": "Awareness", "loyalty": "Retention"}
+ENGAGEMENT_ALIASES = {"med": "Medium", "moderate": "Medium"}
 
 
-def _choice(allowed: tuple[str, ...]):
-    """A validator that accepts any casing or a common alias and returns the canonical value."""
+def _choice(allowed: tuple[str, ...], aliases: dict[str, str] | None = None) -> BeforeValidator:
+    """A validator that accepts any casing or one of this list's aliases and returns the canonical value."""
     lookup = {a.lower(): a for a in allowed}
+    lookup.update(aliases or {})
 
     def pick(value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        key = " ".join(value.split()).lower()
-        canonical = _ALIASES.get(key, key)
-        return lookup.get(canonical.lower(), value)
+        return lookup.get(" ".join(value.split()).lower(), value)
 
     return BeforeValidator(pick)
 
 
-Platform = Annotated[Literal[PLATFORMS], _choice(PLATFORMS)]  # type: ignore[valid-type]
+Platform = Annotated[Literal[PLATFORMS], _choice(PLATFORMS, PLATFORM_ALIASES)]  # type: ignore[valid-type]
 Tone = Annotated[Literal[TONES], _choice(TONES)]  # type: ignore[valid-type]
-Output = Annotated[Literal[OUTPUTS], _choice(OUTPUTS)]  # type: ignore[valid-type]
-FunnelStage = Annotated[Literal[FUNNEL_STAGES], _choice(FUNNEL_STAGES)]  # type: ignore[valid-type]
-Engagement = Annotated[Literal[ENGAGEMENT_LEVELS], _choice(ENGAGEMENT_LEVELS)]  # type: ignore[valid-type]
-ShortText = Annotated[str, Field(min_length=1, max_length=300)]
+Output = Annotated[Literal[OUTPUTS], _choice(OUTPUTS, OUTPUT_ALIASES)]  # type: ignore[valid-type]
+FunnelStage = Annotated[Literal[FUNNEL_STAGES], _choice(FUNNEL_STAGES, FUNNEL_ALIASES)]  # type: ignore[valid-type]
+Engagement = Annotated[Literal[ENGAGEMENT_LEVELS],  # type: ignore[valid-type]
+                       _choice(ENGAGEMENT_LEVELS, ENGAGEMENT_ALIASES)]
 OptionalText = Annotated[str | None, Field(default=None, max_length=300)]
 
 
@@ -204,23 +204,42 @@ class ContentPreferences(_Strict):
     language: str | None = Field(None, max_length=40, description="e.g. English, Chinese, Malay")
 
 
-class CampaignInputs(_Strict):
-    """What the campaign is about; free text is length-limited and quoted as data in prompts."""
+Objective = Annotated[str, Field(min_length=1, max_length=300)]
+Industry = Annotated[str, Field(min_length=1, max_length=100)]
 
-    objective: ShortText
-    industry: str = Field(min_length=1, max_length=100)
-    funnel_stage: FunnelStage
-    past_engagement: Engagement
+
+class _CampaignDetails(_Strict):
+    """The optional campaign fields every request shares; free text is length-limited and quoted as data."""
+
     brand_name: str | None = Field(None, max_length=100)
     product: OptionalText
     offer: OptionalText
 
 
+class CampaignInputs(_CampaignDetails):
+    """What the campaign is about."""
+
+    objective: Objective
+    industry: Industry
+    funnel_stage: FunnelStage
+    past_engagement: Engagement
+
+
 EARLIEST_JOIN_DATE = date(1980, 1, 1)
+#: Dates are judged in the business's timezone, as uploads are: "the future" is the future in Singapore.
+BUSINESS_TIMEZONE = ZoneInfo("Asia/Singapore")
+
+
+def business_today() -> date:
+    return datetime.now(BUSINESS_TIMEZONE).date()
 
 
 class Audience(_Strict):
-    """Optional audience traits of the smart form; when given, the pipeline picks the persona."""
+    """Optional audience traits of the smart form; when given, the pipeline picks the persona.
+
+    Values are normalised here (any spelling the upload schema accepts), so what reaches the pipeline
+    is canonical; ``join_year`` + ``join_month`` become ``date_joined``.
+    """
 
     location: str | None = Field(None, max_length=100)
     gender: str | None = Field(None, max_length=30)
@@ -229,12 +248,39 @@ class Audience(_Strict):
     join_month: int | None = Field(None, ge=1, le=12)
     join_year: int | None = Field(None, ge=1980, le=2100)
 
+    @field_validator("location")
+    @classmethod
+    def _tidy_location(cls, value: str | None) -> str | None:
+        return normalise_location(value)
+
+    @field_validator("gender")
+    @classmethod
+    def _known_gender(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        gender = normalise_gender(value)
+        if gender is None:
+            raise ValueError(f"gender is not recognised; use one of {', '.join(GENDERS)}")
+        return gender
+
+    @field_validator("loyalty_tier")
+    @classmethod
+    def _known_tier(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        tier = normalise_tier(value)
+        if tier is None:
+            raise ValueError(f"loyalty_tier is not recognised; use one of {', '.join(TIER_ORDER)}")
+        return tier
+
     @model_validator(mode="after")
-    def _join_fields_together(self) -> Audience:
+    def _one_joining_date(self) -> Audience:
         if (self.join_month is None) != (self.join_year is None) and self.date_joined is None:
             raise ValueError("give join_month and join_year together, or date_joined")
-        if self.date_joined and self.date_joined > date.today():
-            raise ValueError("date_joined is in the future")
+        if self.date_joined is None and self.join_year is not None:
+            self.date_joined = date(self.join_year, self.join_month or 1, 1)
+        if self.date_joined and self.date_joined > business_today():
+            raise ValueError("date_joined (or join_year/join_month) is in the future; use a past date")
         if self.date_joined and self.date_joined < EARLIEST_JOIN_DATE:
             raise ValueError(f"date_joined is before {EARLIEST_JOIN_DATE.year}; check the year")
         return self
@@ -244,47 +290,55 @@ class Audience(_Strict):
         return any(getattr(self, name) is not None for name in Audience.model_fields)
 
 
-class GeneratePromoRequest(ContentPreferences, CampaignInputs, Audience):
+class _SplitsIntoCampaign(BaseModel):
+    """A request that carries campaign fields and content preferences among others."""
+
+    def campaign_and_preferences(self) -> tuple[CampaignInputs, ContentPreferences]:
+        """The campaign and the preferences, each validated once from this request's fields."""
+        return (CampaignInputs.model_validate({k: getattr(self, k) for k in CampaignInputs.model_fields}),
+                ContentPreferences.model_validate({k: getattr(self, k) for k in ContentPreferences.model_fields}))
+
+
+class GeneratePromoRequest(ContentPreferences, CampaignInputs, Audience, _SplitsIntoCampaign):
     """Body of POST /generate-promo."""
 
     cluster_id: int | None = Field(None, ge=0, description="Use this segment's persona.")
 
 
-class GeneratePostRequest(ContentPreferences):
-    """Body of POST /generate-post: new content for one segment of an upload or one persona."""
+class GeneratePostRequest(ContentPreferences, _CampaignDetails):
+    """Body of POST /generate-post: new content for one segment of an upload or one persona.
+
+    Without ``upload_id`` every required campaign field must be given; with it, given fields override the
+    upload's campaign.
+    """
 
     cluster_id: int = Field(ge=0)
     upload_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
-    objective: OptionalText
-    industry: str | None = Field(None, max_length=100)
+    objective: Objective | None = None
+    industry: Industry | None = None
     funnel_stage: FunnelStage | None = None
     past_engagement: Engagement | None = None
-    brand_name: str | None = Field(None, max_length=100)
-    product: OptionalText
-    offer: OptionalText
+
+    def campaign_overrides(self) -> dict[str, Any]:
+        """The campaign fields this request sets."""
+        return self.model_dump(include=set(CampaignInputs.model_fields), exclude_none=True)
+
+    def missing_campaign_fields(self) -> list[str]:
+        """Required campaign fields this request leaves out."""
+        given = self.campaign_overrides()
+        return [name for name, info in CampaignInputs.model_fields.items() if info.is_required() and name not in given]
+
+    def preferences(self) -> ContentPreferences:
+        return ContentPreferences.model_validate({k: getattr(self, k) for k in ContentPreferences.model_fields})
 
 
-class UploadForm(ContentPreferences):
+class UploadForm(ContentPreferences, _CampaignDetails, _SplitsIntoCampaign):
     """Optional campaign fields sent with an upload (multipart form fields)."""
 
-    objective: str = Field("Increase sales", min_length=1, max_length=300)
-    industry: str = Field("Retail", min_length=1, max_length=100)
+    objective: Objective = "Increase sales"
+    industry: Industry = "Retail"
     funnel_stage: FunnelStage = "Consideration"
     past_engagement: Engagement = "Medium"
-    brand_name: str | None = Field(None, max_length=100)
-    product: OptionalText
-    offer: OptionalText
-
-
-def campaign_of(request: BaseModel) -> CampaignInputs:
-    """The campaign part of any request model."""
-    return CampaignInputs.model_validate(request.model_dump(include=set(CampaignInputs.model_fields)))
-
-
-def preferences_of(request: BaseModel) -> ContentPreferences:
-    """The preferences part of any request model."""
-    return ContentPreferences.model_validate(
-        request.model_dump(include=set(ContentPreferences.model_fields)))
 
 
 class UploadRequest(UploadForm):
@@ -300,9 +354,6 @@ class UploadRequest(UploadForm):
         if not isinstance(value, WerkzeugFileStorage):
             raise ValueError("send the customer list as a file part (with a filename), not as a text field")
         return value
-
-    def campaign(self) -> UploadForm:
-        return UploadForm.model_validate(self.model_dump(exclude={"file"}))
 
 
 class UploadPath(BaseModel):

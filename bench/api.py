@@ -36,7 +36,7 @@ SERVING = re.compile(r"serving model \S+ \(loaded in ([\d.]+)s, warm-up ([\d.]+)
 
 def _workspace(ctx: Context, name: str, release: str) -> dict[str, Path]:
     """A temp MODEL_DIR / PRODUCTION_MODELS_DIR / UPLOAD_DIR / BASE_DATA_DIR serving a copy of ``release``."""
-    from portal import model_store
+    from portal.segmentation import releases
 
     root = ctx.workdir / name
     dirs = {k: root / k for k in ("model", "production_models", "uploads", "base_data")}
@@ -45,7 +45,7 @@ def _workspace(ctx: Context, name: str, release: str) -> dict[str, Path]:
     copy = dirs["production_models"] / Path(release).name
     if not copy.exists():
         shutil.copytree(release, copy)
-    model_store.set_live(dirs["model"], copy)
+    releases.set_live(dirs["model"], copy)
     return dirs
 
 
@@ -66,7 +66,7 @@ def child_upload(workspace: dict[str, str], file: str, runs: int) -> dict[str, A
     dirs = {k: Path(v) for k, v in workspace.items()}
     app = create_app({"model_dir": dirs["model"], "production_models_dir": dirs["production_models"],
                       "upload_dir": dirs["uploads"], "base_data_dir": dirs["base_data"],
-                      "persona_path": dirs["model"] / "cluster_personas.pkl", "retrain_enabled": False,
+                      "retrain_enabled": False,
                       "openai_api_key": None, "redis_url": None, "max_upload_mb": 100, "start_background": False})
     app.extensions["portal"].models.reload_if_changed()  # load and warm up, as a worker does at start
     client = app.test_client()
@@ -145,7 +145,7 @@ def _vm_hwm_mb(pid: int) -> float | None:
 
 def _bodies(count: int, distinct: bool) -> list[dict]:
     """Smart-form bodies with audience fields from new customers; distinct objectives defeat the cache."""
-    from portal.sample_data import generate_customers
+    from portal.segmentation.sample_data import generate_customers
 
     customers, _ = generate_customers(max(count, 50), seed=NEW_ROWS_SEED)
     bodies = []

@@ -135,7 +135,7 @@ class Context:
 
 def child_write_customers(path: str, rows: int, seed: int, aliased: bool, structure: str = "bundled") -> dict:
     """Write generated customers (csv or xlsx by suffix) plus ``<stem>.answers.csv``."""
-    from portal.sample_data import generate_customers
+    from portal.segmentation.sample_data import generate_customers
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def child_write_customers(path: str, rows: int, seed: int, aliased: bool, struct
 
 def read_canonical(path: str | Path):
     """Canonical customer rows of a file, through the same ingestion code as uploads and training."""
-    from portal.ingestion import read_customer_file
+    from portal.ingestion.reader import read_customer_file
 
     return read_customer_file(Path(path), filename=Path(path).name).frame
 

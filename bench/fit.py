@@ -25,9 +25,9 @@ def child_fit_ours(data: str, out: str) -> dict[str, Any]:
     import hdbscan  # noqa: F401
     import umap  # noqa: F401
 
-    from portal import model_store
-    from portal.live_model import load_release
-    from portal.training import train_release
+    from portal.segmentation import releases
+    from portal.segmentation.training import train_release
+    from portal.serving.live_model import load_release
     import_s = time.perf_counter() - started
 
     production, model_dir = Path(out) / "production_models", Path(out) / "model"
@@ -35,8 +35,8 @@ def child_fit_ours(data: str, out: str) -> dict[str, Any]:
     staging, manifest, trained = train_release([Path(data)], production, progress=lambda m: None)
     train_s = time.perf_counter() - started
     fit_peak = self_peak_mb()
-    final = model_store.publish_release(staging, production, manifest["version"])
-    model_store.set_live(model_dir, final)
+    final = releases.publish_release(staging, production, manifest["version"])
+    releases.set_live(model_dir, final)
 
     from sklearn.metrics import adjusted_rand_score
 
@@ -96,9 +96,8 @@ def child_fit_seed(data: str, out: str) -> dict[str, Any]:
 
 def _umap_shape(params: dict[str, Any]) -> str:
     """UMAP neighbours / dimensions / min_dist of a fit, ours or the seed's, read from what it recorded."""
-    k = params.get("umap_n_neighbors", params.get("n_neighbors"))
-    dims = params.get("umap_n_components", params.get("n_components"))
-    return f"{k} / {dims} / {params.get('umap_min_dist', params.get('min_dist'))}"
+    umap = params.get("reducer", params)
+    return f"{umap.get('n_neighbors')} / {umap.get('n_components')} / {umap.get('min_dist')}"
 
 
 def run(ctx: Context) -> list[Table]:
@@ -125,9 +124,9 @@ def run(ctx: Context) -> list[Table]:
         "peak RSS: ru_maxrss of the fitting process, read right after the fit",
         "placement table: ours only, placing every location x tier x joining month once at training time "
         "(part of read+fit+save)",
-        f"ours: UMAP n_neighbors={ours['umap_n_neighbors']}, n_components={ours['umap_n_components']}, "
-        f"min_dist={ours['umap_min_dist']}, {ours.get('umap_n_epochs')} epochs, "
-        f"fitted on at most {ours['umap_max_fit_rows']:,} rows (the rest placed); "
+        f"ours: UMAP n_neighbors={ours['reducer']['n_neighbors']}, n_components={ours['reducer']['n_components']}, "
+        f"min_dist={ours['reducer']['min_dist']}, {ours['reducer'].get('n_epochs')} epochs, "
+        f"fitted on at most {ours['max_fit_rows']:,} rows (the rest placed); "
         "seed: UMAP n_neighbors=120, n_components=10, min_dist=0.1 on every row",
         "targets (issue 3): fit 5k <= 15 s, 50k <= 90 s, artifacts <= 50 MB",
     ]

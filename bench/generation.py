@@ -11,11 +11,11 @@ LATENCY_S = 0.5
 
 
 def _personas(count: int) -> list[dict]:
-    """Real persona dicts (built by portal.personas) for ``count`` arbitrary segments of generated customers."""
+    """Real persona dicts (from portal.segmentation.personas) for ``count`` segments of generated customers."""
     import numpy as np
 
-    from portal.personas import build_personas
-    from portal.sample_data import generate_customers
+    from portal.segmentation.personas import build_personas
+    from portal.segmentation.sample_data import generate_customers
     from schemas import CUSTOMER_ID, DATE_JOINED, GENDER, LOCATION, LOYALTY_TIER
 
     customers, _ = generate_customers(2000, seed=11)
@@ -27,7 +27,7 @@ def _personas(count: int) -> list[dict]:
 
 def child_generation(segments: list[int], runs: int) -> dict[str, Any]:
     """Wall time of ContentService.generate_many for K personas, serial vs the shipped concurrency."""
-    from portal.content import ContentService
+    from portal.content.service import ContentService
     from portal.settings import Settings
     from schemas import CampaignInputs, ContentPreferences
     from tests.llm_server import FakeLLMServer
@@ -79,7 +79,7 @@ def run(ctx: Context) -> list[Table]:
     table.notes += [
         "ContentService.generate_many with the real openai SDK against tests/llm_server.FakeLLMServer "
         f"(latency_s={LATENCY_S}), a fresh service (empty cache) per run; median of {runs} run(s)",
-        "shipped = Settings() default GENERATION_CONCURRENCY; personas come from portal.personas on generated "
+        "shipped = Settings() default GENERATION_CONCURRENCY; personas: portal.segmentation.personas on generated "
         "customers; 'degraded' counts segments that fell back to offline copy (should be 0)",
         "target (issue 4): K segments in well under K x 0.5 s",
     ]

@@ -27,7 +27,7 @@ def _import_serving(kind: str) -> float:
     import umap  # noqa: F401
 
     if kind == "ours":
-        import portal.live_model  # noqa: F401
+        import portal.serving.live_model  # noqa: F401
     else:
         import bench.seed_recipe  # noqa: F401
     return time.perf_counter() - started
@@ -44,7 +44,7 @@ def child_cold(kind: str, model: str, data: str, repeats: int) -> dict[str, Any]
     read_s = time.perf_counter() - started
     out: dict[str, Any] = {"import_s": import_s, "read_s": read_s}
     if kind == "ours":
-        from portal.live_model import load_release
+        from portal.serving.live_model import load_release
 
         started = time.perf_counter()
         release = load_release(Path(model), warm_up=False)  # what a worker does first; warm-up follows
@@ -95,7 +95,7 @@ def child_batch(kind: str, model: str, data: str, repeats: int, refit: bool = Fa
     out: dict[str, Any] = {"rows": len(rows)}
     times = []
     if kind == "ours":
-        from portal.live_model import load_release
+        from portal.serving.live_model import load_release
 
         model_obj = load_release(Path(model), warm_up=True).model
         for _ in range(repeats):

@@ -39,7 +39,8 @@ def run(ctx: Context) -> list[Table]:
         table.notes.append("ours, UMAP n_neighbors / n_components / min_dist per fit (the model code changed during "
                            "the run): " + "; ".join(f"{d}: {s}" for d, s in shapes.items()))
     table.notes += [
-        "data: portal.sample_data.generate_customers(rows, seed); '5k seed 42' is the bundled sample; 'aliased' "
+        "data: portal.segmentation.sample_data.generate_customers(rows, seed); '5k seed 42' is the bundled sample; "
+        "'aliased' "
         "files use other header spellings (cust_id, sex, membership_level, join_date, branch) and are read by the "
         "same ingestion code; 'three-unbalanced' (60/30/10 groups, areas across regions, 15% strays) and "
         "'eight-overlapping' (groups sharing areas, or sharing tier mix and joining period) are harder structures "

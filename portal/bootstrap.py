@@ -8,20 +8,20 @@ from __future__ import annotations
 import logging
 import sys
 
-from portal import model_store
 from portal.errors import ReleaseError
+from portal.segmentation import releases
 from portal.settings import load_settings
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     settings = load_settings()
-    live = model_store.live_release_dir(settings.model_dir)
+    live = releases.live_release_dir(settings.model_dir)
     if live is None:
         logging.info("No model in %s yet: training the default model from the bundled sample.", settings.model_dir)
         return 1
     try:
-        model_store.verify_release(live)
+        releases.verify_release(live)
     except ReleaseError as exc:
         logging.warning("%s Training a new default model.", exc)
         return 1

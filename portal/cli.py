@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from flask import Flask
 
-from portal import model_store
+from portal.segmentation import releases
 
 
 def _services(app: Flask):
@@ -24,15 +24,15 @@ def register_cli(app: Flask) -> None:
     @click.option("--no-publish", is_flag=True, help="Write the release but do not make it live.")
     def train(paths: tuple[Path, ...], no_publish: bool) -> None:
         """Fit a new model release and make it live."""
-        from portal.training import train_release
+        from portal.segmentation.training import train_release
 
         settings = _services(app).settings
         files = list(paths) or [settings.sample_data_path]
         staging, manifest, _ = train_release(files, settings.production_models_dir,
                                              progress=lambda m: click.echo(f"  • {m}"))
-        final = model_store.publish_release(staging, settings.production_models_dir, manifest["version"])
+        final = releases.publish_release(staging, settings.production_models_dir, manifest["version"])
         if not no_publish:
-            model_store.set_live(settings.model_dir, final)
+            releases.set_live(settings.model_dir, final)
         click.echo(json.dumps({"version": manifest["version"], "path": str(final), "live": not no_publish,
                                "training_rows": manifest["training_rows"], "metrics": manifest["metrics"],
                                "fit_seconds": manifest["fit_seconds"]}, indent=2))
@@ -55,7 +55,7 @@ def register_cli(app: Flask) -> None:
     def model_list() -> None:
         """Releases in PRODUCTION_MODELS_DIR, newest first; * marks the live one."""
         settings = _services(app).settings
-        for info in model_store.list_releases(settings.production_models_dir, settings.model_dir):
+        for info in releases.list_releases(settings.production_models_dir, settings.model_dir):
             metrics = info.metrics
             click.echo(f"{'*' if info.live else ' '} {info.version}  rows={info.rows}  "
                        f"segments={metrics.get('clusters')}  noise={metrics.get('noise_share')}  "
@@ -79,6 +79,6 @@ def register_cli(app: Flask) -> None:
     @click.option("--seed", default=42, show_default=True)
     def sample_data(out: Path, rows: int, seed: int) -> None:
         """Write a synthetic Singapore customer file (and its answer file) for demos and benchmarks."""
-        from portal.sample_data import write_sample
+        from portal.segmentation.sample_data import write_sample
 
         click.echo(str(write_sample(out, rows=rows, seed=seed)))

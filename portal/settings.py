@@ -56,9 +56,9 @@ class Settings(BaseSettings):
 
     # Data and models
     model_dir: Path = Field(Path("./model"), description="The live release (a pointer into PRODUCTION_MODELS_DIR).")
-    persona_path: Path = Field(Path("./model/cluster_personas.pkl"),
-                               description="Personas file; outside the release it overrides persona names, "
-                                           "summaries, tones and angles (same cluster ids).")
+    persona_path: Path | None = Field(None, description="Personas file (default: MODEL_DIR/cluster_personas.pkl, "
+                                                        "the live release's own); outside the release it "
+                                                        "overrides persona names, summaries, tones and angles.")
     production_models_dir: Path = Path("./production_models")
     upload_dir: Path = Path("./uploads")
     base_data_dir: Path = Path("./base_data")
@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     def content_provider(self) -> Literal["openai", "offline"]:
         """Which generator serves: OpenAI when a key is set, else the offline one."""
         return "openai" if self.openai_api_key and self.openai_api_key.get_secret_value() else "offline"
+
+    @property
+    def personas_file(self) -> Path:
+        """PERSONA_PATH, or the live release's personas under MODEL_DIR when it is unset."""
+        return self.persona_path if self.persona_path is not None else self.model_dir / "cluster_personas.pkl"
 
     @property
     def max_upload_bytes(self) -> int:

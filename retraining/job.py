@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portal import model_store
 from portal.errors import Conflict, NotFound, ReleaseError, TrainingError
+from portal.segmentation import releases
 from portal.settings import Settings, load_settings
 from retraining.status import (
     FAILED,
@@ -83,7 +83,7 @@ def snapshot_key(settings: Settings):
     """De-duplication key: snapshots already carry the salted hash; other files' raw ids are hashed alike."""
     import pandas as pd
 
-    from portal.upload_store import hash_customer_ids
+    from portal.serving.upload_store import hash_customer_ids
 
     base = settings.base_data_dir.resolve()
     salt = settings.snapshot_salt.get_secret_value()
@@ -101,7 +101,7 @@ def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, repor
     """Quality gates; returns the reason to reject, or None to accept."""
     from sklearn.metrics import adjusted_rand_score
 
-    from portal.live_model import load_release
+    from portal.serving.live_model import load_release
 
     candidate = load_release(staging, warm_up=False)
     sample = customers.sample(min(500, len(customers)), random_state=0)
@@ -109,7 +109,7 @@ def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, repor
     if len(placed.cluster_id) != len(sample):
         return "the new model could not place a sample of customers"
     metrics = manifest["metrics"]
-    current_dir = model_store.live_release_dir(settings.model_dir)
+    current_dir = releases.live_release_dir(settings.model_dir)
     if current_dir is not None:
         try:
             current = load_release(current_dir, warm_up=False)
@@ -148,15 +148,15 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
         return report
     staging = None
     try:
-        removed = model_store.clean_stale_staging(settings.production_models_dir)
+        removed = releases.clean_stale_staging(settings.production_models_dir)
         if removed:
             say(f"removed {removed} stale temporary folder(s) from an interrupted run")
-        current = model_store.live_release_dir(settings.model_dir)
+        current = releases.live_release_dir(settings.model_dir)
         report.previous_version = current.name if current else None
         write_status(settings.production_models_dir,
                      {"state": RUNNING, "pid": os.getpid(), "report": asdict(report)})
 
-        from portal.training import train_release
+        from portal.segmentation.training import train_release
 
         files = snapshot_files(settings)
         report.sources = [str(p) for p in files]
@@ -181,10 +181,10 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             report.state, report.reason = REJECTED, f"kept {report.previous_version}: {rejection}"
             shutil.rmtree(staging, ignore_errors=True)
             return report
-        final = model_store.publish_release(staging, settings.production_models_dir, manifest["version"])
+        final = releases.publish_release(staging, settings.production_models_dir, manifest["version"])
         staging = None
-        model_store.set_live(settings.model_dir, final)
-        pruned = model_store.prune_releases(settings.production_models_dir, settings.model_dir,
+        releases.set_live(settings.model_dir, final)
+        pruned = releases.prune_releases(settings.production_models_dir, settings.model_dir,
                                             settings.retrain_keep_releases)
         report.state = SUCCEEDED
         report.reason = f"{final.name} is live" + (f"; pruned {len(pruned)} old release(s)" if pruned else "")
@@ -210,15 +210,15 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
 
 def rollback(settings: Settings, version: str) -> str:
     """Point the live model at an earlier release after verifying it loads here (404 unknown, 409 unusable)."""
-    releases = {r.version: r for r in model_store.list_releases(settings.production_models_dir, settings.model_dir)}
-    if version not in releases:
-        raise NotFound(f"No release {version[:80]!r}; known releases: {sorted(releases, reverse=True)}.")
-    target = releases[version].path
+    known = {r.version: r for r in releases.list_releases(settings.production_models_dir, settings.model_dir)}
+    if version not in known:
+        raise NotFound(f"No release {version[:80]!r}; known releases: {sorted(known, reverse=True)}.")
+    target = known[version].path
     try:
-        model_store.verify_release(target)
+        releases.verify_release(target)
     except ReleaseError as exc:
         raise Conflict(f"Cannot roll back to {version}: {exc}") from None
-    model_store.set_live(settings.model_dir, target)
+    releases.set_live(settings.model_dir, target)
     return version
 
 

@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from portal import model_store
 from portal.errors import Conflict
+from portal.segmentation import releases
 from portal.settings import PROJECT_ROOT, Settings
 from retraining.status import REJECTED, RUNNING, SUCCEEDED, FileLock, read_status, run_lock, state_dir, write_status
 
@@ -58,7 +58,7 @@ def previous_run_time(settings: Settings, now: datetime | None = None) -> dateti
 def missed_run(settings: Settings, now: datetime | None = None) -> bool:
     """True when the most recent scheduled run left no trace: the live model predates it and no run
     has succeeded or been rejected since (a rejected run would only be rejected again)."""
-    release = model_store.live_release_dir(settings.model_dir)
+    release = releases.live_release_dir(settings.model_dir)
     if release is None:
         return False
     due = previous_run_time(settings, now)
@@ -68,8 +68,8 @@ def missed_run(settings: Settings, now: datetime | None = None) -> bool:
         if datetime.fromisoformat(finished) >= due:
             return False
     try:
-        created = datetime.fromisoformat(model_store.read_manifest(release)["created_at"])
-    except (KeyError, ValueError, model_store.ReleaseError):
+        created = datetime.fromisoformat(releases.read_manifest(release)["created_at"])
+    except (KeyError, ValueError, releases.ReleaseError):
         return True
     return created < due
 
@@ -182,7 +182,7 @@ class RetrainScheduler:
         self._lock.release()
 
 
-def start_scheduler(app: Any, services: Any) -> RetrainScheduler:
+def start_scheduler(services: Any) -> RetrainScheduler:
     """Start leader election for this process and expose the schedule to /health."""
     scheduler = RetrainScheduler(services.settings)
     services.scheduler = scheduler

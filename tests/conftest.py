@@ -24,7 +24,7 @@ TRAINING_ROWS = 1500
 @pytest.fixture(scope="session")
 def training_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1,500-row synthetic customer file (and its answer file) for the session's model."""
-    from portal.sample_data import write_sample
+    from portal.segmentation.sample_data import write_sample
 
     return write_sample(tmp_path_factory.mktemp("training") / "customers.xlsx", rows=TRAINING_ROWS, seed=11)
 
@@ -32,25 +32,25 @@ def training_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_release(tmp_path_factory: pytest.TempPathFactory, training_file: Path) -> Path:
     """One release fitted by the project's own pipeline; tests copy it rather than refit."""
-    from portal import model_store
-    from portal.training import train_release
+    from portal.segmentation import releases
+    from portal.segmentation.training import train_release
 
     production = tmp_path_factory.mktemp("session_models")
     staging, manifest, _ = train_release([training_file], production)
-    return model_store.publish_release(staging, production, manifest["version"])
+    return releases.publish_release(staging, production, manifest["version"])
 
 
 @pytest.fixture
 def workspace(tmp_path: Path, trained_release: Path) -> dict[str, Path]:
     """Fresh data folders with a copy of the session's release as the live model."""
-    from portal import model_store
+    from portal.segmentation import releases
 
     folders = {name: tmp_path / name for name in ("model", "production_models", "uploads", "base_data")}
     for folder in folders.values():
         folder.mkdir()
     release = folders["production_models"] / trained_release.name
     shutil.copytree(trained_release, release)
-    model_store.set_live(folders["model"], release)
+    releases.set_live(folders["model"], release)
     return folders
 
 
@@ -58,7 +58,7 @@ def make_settings_overrides(workspace: dict[str, Path], **extra: Any) -> dict[st
     """Settings for an app that touches only the test's folders and never a real LLM."""
     return {
         "_env_file": None, "flask_env": "testing", "openai_api_key": None, "redis_url": None,
-        "model_dir": workspace["model"], "persona_path": workspace["model"] / "cluster_personas.pkl",
+        "model_dir": workspace["model"],
         "production_models_dir": workspace["production_models"], "upload_dir": workspace["uploads"],
         "base_data_dir": workspace["base_data"], "retrain_enabled": False, "log_level": "WARNING",
         "start_background": False, **extra,

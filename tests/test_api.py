@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import openpyxl
+import pandas as pd
 import pytest
 
+from portal.serving.upload_store import hash_customer_ids
 from tests.data.make_api_fixtures import API_PII_VALUES, FORMULA_CELLS, FORMULA_HEADER
 from tests.data.make_fixtures import PII_VALUES
 
@@ -146,7 +148,8 @@ def test_upload_is_stored_under_a_server_name_with_a_pii_free_snapshot(app, clie
     assert len(lines) == 1 + first["rows"]["used"]
     ids = [line.split(",")[0] for line in lines[1:]]
     assert all(re.fullmatch(r"[0-9a-f]{24}", i) for i in ids)
-    assert ids[0] == app.extensions["portal"].uploads.hash_id(API_PII_VALUES[0])
+    salt = app.extensions["portal"].settings.snapshot_salt.get_secret_value()
+    assert ids[0] == hash_customer_ids(pd.Series([API_PII_VALUES[0]]), salt).iloc[0]
     stored_text = "".join(p.read_text(errors="replace") for p in workspace["base_data"].rglob("*.csv")).lower()
     stored_text += (workspace["uploads"] / first["upload_id"] / "record.json").read_text().lower()
     for value in API_PII_VALUES:
@@ -254,17 +257,28 @@ def test_segments_export_adds_segment_columns_to_the_file(client):
 
 
 @pytest.mark.parametrize("name", ["api_formula_text.xlsx", "formulas.xlsx"])
-def test_segments_export_neutralises_formula_text(client, name):
-    """Text starting with = + - @ (cells and headers) comes back as text Excel will not run."""
+def test_segments_export_keeps_formula_looking_text_as_text(client, name):
+    """Text starting with = + - @ (cells and headers) comes back byte-identical, in string cells Excel
+    never runs: no formula cell anywhere, no apostrophe added."""
     upload_id = upload(client, name).get_json()["upload_id"]
     header, rows, sheet = _sheet(client.get(f"/uploads/{upload_id}/segments.xlsx"))
 
     assert not [cell.coordinate for row in sheet.iter_rows() for cell in row if cell.data_type == "f"]
     texts = [value for value in [*header, *(v for row in rows for v in row)] if isinstance(value, str)]
-    assert not [t for t in texts if t.startswith(("=", "+", "-", "@"))]
+    assert not [t for t in texts if t.startswith("'")]
     if name == "api_formula_text.xlsx":
-        assert "'" + FORMULA_HEADER in header
-        assert {"'" + text for text in FORMULA_CELLS} <= set(texts)
+        assert FORMULA_HEADER in header
+        assert set(FORMULA_CELLS) <= set(texts)
+
+
+def test_segments_export_keeps_phone_numbers_exactly(client):
+    """'+65 …' phone numbers were exported as "'+65 …" with a visible apostrophe."""
+    data = (b"Date Joined,Location,Loyalty Tier,Phone Number\n"
+            b"2020-01-05,Bedok,Gold,+65 9123 4567\n2021-03-04,Yishun,Silver,-\n")
+    upload_id = upload(client, data=data, filename="phones.csv").get_json()["upload_id"]
+    header, rows, _ = _sheet(client.get(f"/uploads/{upload_id}/segments.xlsx"))
+    phones = [row[header.index("Phone Number")] for row in rows]
+    assert phones == ["+65 9123 4567", "-"]
 
 
 def test_segments_export_of_a_reuploaded_export_replaces_the_old_segment_columns(client):

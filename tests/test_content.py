@@ -12,8 +12,8 @@ import fakeredis
 import pytest
 import redis
 
-from portal.content import ContentService, time_budget_s
-from portal.providers import DraftRequest, OpenAIProvider, ProviderError, image_size
+from portal.content.providers import DraftRequest, OpenAIProvider, ProviderError, image_size
+from portal.content.service import ContentService, time_budget_s
 from schemas import CampaignInputs, ContentPreferences
 from tests.llm_server import Reply
 

@@ -6,16 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from portal.brand import load_brand_profile
-from portal.content_checks import (
-    PLATFORM_RULES,
-    finalise,
-    find_pii,
-    hard_failures,
-    redact_pii,
-    score,
-    x_weighted_length,
-)
+from portal.content.brand import load_brand_profile
+from portal.content.checks import finalise, hard_failures, score
+from portal.content.pii import find_pii, redact_pii
+from portal.content.platforms import PLATFORM_RULES, x_weighted_length
 
 BRAND = load_brand_profile(Path(__file__).parent / "data" / "brand_profile.json")
 

@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -18,12 +19,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from portal import model_store
+from portal.segmentation import releases
 from portal.settings import PROJECT_ROOT
 from tests.helpers import wait_for
 from tests.test_model_store import copy_release
 
-GUNICORN = PROJECT_ROOT / ".venv" / "bin" / "gunicorn"
+GUNICORN = Path(sys.executable).with_name("gunicorn")  # the running venv's, whichever it is
 LOCATIONS = ["Bedok", "Tampines", "Jurong West", "Woodlands", "Yishun", "Nowhere Town"]
 SERVING = re.compile(r"\[(\d+)\] portal\.live_model .*serving model (\S+)")
 
@@ -66,7 +67,7 @@ def test_swap_under_load_fails_no_request_and_every_worker_moves(workspace, tmp_
            "OPENAI_API_KEY": "", "REDIS_URL": "", "MODEL_RELOAD_INTERVAL_S": "0.5", "LOG_LEVEL": "INFO",
            "LOG_FORMAT": "text", "PYTHONPATH": str(PROJECT_ROOT)}
     env.pop("REDIS_URL")
-    old_version = model_store.live_release_dir(workspace["model"]).name
+    old_version = releases.live_release_dir(workspace["model"]).name
     with log_path.open("wb") as log_file:
         server = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
                                    "--no-control-socket"],
@@ -99,10 +100,10 @@ def test_swap_under_load_fails_no_request_and_every_worker_moves(workspace, tmp_
         for thread in threads:
             thread.start()
         time.sleep(2)
-        new_release = copy_release(model_store.live_release_dir(workspace["model"]),
+        new_release = copy_release(releases.live_release_dir(workspace["model"]),
                                    workspace["production_models"], "29990101T000000Z-swapped")
         swapped_at = time.monotonic()
-        model_store.set_live(workspace["model"], new_release)
+        releases.set_live(workspace["model"], new_release)
         wait_for(lambda: set(_serving(log_path).values()) == {new_release.name}, timeout_s=30, every_s=0.1)
         reload_s = time.monotonic() - swapped_at
         time.sleep(1)

@@ -6,7 +6,7 @@ import hdbscan
 import numpy as np
 import pytest
 
-from portal.hdbscan_prediction import LabelledHDBSCAN, selected_clusters
+from portal.segmentation.library_workarounds.hdbscan_prediction import LabelledHDBSCAN, selected_clusters
 
 CLUSTERER = LabelledHDBSCAN
 

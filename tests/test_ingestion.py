@@ -17,7 +17,6 @@ import python_calamine
 import xlrd
 from xlrd.compdoc import CompDocError
 
-from portal import ingestion
 from portal.errors import (
     InvalidFile,
     MissingColumns,
@@ -25,7 +24,10 @@ from portal.errors import (
     PortalError,
     UnsupportedFile,
 )
-from portal.ingestion import normalise_customers, read_customer_file, sniff_format
+from portal.ingestion import formats, sheets
+from portal.ingestion.formats import sniff_format
+from portal.ingestion.reader import CustomerTable, read_customer_file
+from portal.ingestion.rows import normalise_customers
 from schemas import accepted_names
 
 DATA = Path(__file__).parent / "data"
@@ -36,7 +38,7 @@ PII_VALUES = ("CUST900001", "Tan Mei Ling", "meiling.tan@example.com", "+65 9123
 FEATURES = ["Customer ID", "Date Joined", "Location", "Gender", "Loyalty Tier", "source_row"]
 
 
-def read(name: str, **kwargs) -> ingestion.CustomerTable:
+def read(name: str, **kwargs) -> CustomerTable:
     return read_customer_file(DATA / name, today=TODAY, **kwargs)
 
 
@@ -84,7 +86,7 @@ def test_bombs_are_refused_fast_without_parsing(name, monkeypatch):
     def parser_must_not_run(data):
         raise AssertionError("the spreadsheet parser ran on a hostile file")
 
-    monkeypatch.setattr(ingestion, "_excel_grids", parser_must_not_run)
+    monkeypatch.setattr(sheets, "excel_grids", parser_must_not_run)
     started = time.perf_counter()
     exc = refusal(name)
     assert isinstance(exc, InvalidFile) and "parser ran" not in exc.message
@@ -92,7 +94,7 @@ def test_bombs_are_refused_fast_without_parsing(name, monkeypatch):
 
 
 def test_zip_with_too_many_parts_is_refused(monkeypatch):
-    monkeypatch.setattr(ingestion, "MAX_ZIP_MEMBERS", 3)
+    monkeypatch.setattr(formats, "MAX_ZIP_MEMBERS", 3)
     assert "internal parts" in refusal("aliased_headers.xlsx").message
 
 
@@ -105,7 +107,7 @@ def test_every_library_failure_becomes_invalid_file(exc, monkeypatch):
     def failing_parser(data):
         raise exc
 
-    monkeypatch.setattr(ingestion, "_excel_grids", failing_parser)
+    monkeypatch.setattr(sheets, "excel_grids", failing_parser)
     error = refusal("aliased_headers.xlsx")
     assert isinstance(error, InvalidFile) and error.status == 422
     assert "bad" not in error.message and "upload" in error.message

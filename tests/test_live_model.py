@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from portal import model_store
 from portal.errors import ModelUnavailable
-from portal.live_model import ModelHolder
+from portal.segmentation import releases
+from portal.serving.live_model import ModelHolder
 from schemas import DATE_JOINED, GENDER, LOCATION, LOYALTY_TIER
 from tests.test_model_store import copy_release
 
@@ -36,7 +36,7 @@ def test_hot_reload_swaps_while_a_request_finishes_on_the_old_release(workspace:
         first_version = in_flight.version
         second = copy_release(in_flight.path, workspace["production_models"], "29990101T000000Z-second")
 
-        model_store.set_live(workspace["model"], second)
+        releases.set_live(workspace["model"], second)
         swapped_after_s = _wait_for(lambda: holder.release.version == second.name, timeout_s=20)
 
         assert holder.current().version == second.name
@@ -52,7 +52,7 @@ def test_hot_reload_swaps_while_a_request_finishes_on_the_old_release(workspace:
 
 def test_first_release_serves_before_its_warm_up_finishes(workspace: dict[str, Path],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from portal.segmentation import SegmentationModel
+    from portal.segmentation.model import SegmentationModel
 
     seen_during_warm_up = []
     holder = ModelHolder(workspace["model"])
@@ -66,7 +66,7 @@ def test_first_release_serves_before_its_warm_up_finishes(workspace: dict[str, P
     assert seen_during_warm_up == [True]
 
     second = copy_release(holder.release.path, workspace["production_models"], "29990101T000000Z-second")
-    model_store.set_live(workspace["model"], second)
+    releases.set_live(workspace["model"], second)
     assert holder.reload_if_changed()
     assert seen_during_warm_up == [True, False]  # a later release warms up before it serves
     assert holder.release.version == second.name
@@ -79,7 +79,7 @@ def test_a_broken_new_release_keeps_the_old_one_serving(workspace: dict[str, Pat
     broken = copy_release(holder.release.path, workspace["production_models"], "29990101T000000Z-broken")
     (broken / "encoder.pkl").write_bytes(b"garbage")
 
-    model_store.set_live(workspace["model"], broken)
+    releases.set_live(workspace["model"], broken)
 
     assert not holder.reload_if_changed()
     assert holder.current().version == old_version
@@ -95,15 +95,15 @@ def test_no_release_means_503_with_the_command_to_build_one(tmp_path: Path) -> N
 
 def test_a_first_release_that_cannot_place_is_withdrawn_with_the_reason(workspace: dict[str, Path],
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from portal.segmentation import SegmentationModel
+    from portal.segmentation.model import SegmentationModel
 
     def broken_warm_up(model: SegmentationModel) -> float:
-        raise AttributeError("'BlockScaler' object has no attribute 'kept_'")
+        raise AttributeError("'ColumnTransformer' object has no attribute 'transformers_'")
 
     monkeypatch.setattr(SegmentationModel, "warm_up", broken_warm_up)
     holder = ModelHolder(workspace["model"])
     assert not holder.reload_if_changed()
-    with pytest.raises(ModelUnavailable, match="warm-up.*kept_.*make train"):
+    with pytest.raises(ModelUnavailable, match="warm-up.*transformers_.*make train"):
         holder.current()
 
 
@@ -111,7 +111,7 @@ def test_persona_path_outside_the_release_renames_personas(workspace, tmp_path):
     """Marketing can rename a segment without retraining; aggregates still come from the release."""
     import json as _json
 
-    release_dir = model_store.live_release_dir(workspace["model"])
+    release_dir = releases.live_release_dir(workspace["model"])
     personas = _json.loads((release_dir / "cluster_personas.json").read_text())
     first = next(iter(personas))
     edited = tmp_path / "personas.json"

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from portal import model_store
 from portal.errors import ReleaseError
+from portal.segmentation import releases
 
 PROMO = {"objective": "Increase sales", "industry": "Retail", "funnel_stage": "Awareness",
          "past_engagement": "Low"}
@@ -23,13 +23,13 @@ def copy_release(source: Path, production_dir: Path, version: str) -> Path:
     """A copy of a release under a new version name (the manifest is not checksummed, its files are)."""
     target = production_dir / version
     shutil.copytree(source, target)
-    manifest = json.loads((target / model_store.MANIFEST).read_text())
-    (target / model_store.MANIFEST).write_text(json.dumps({**manifest, "version": version}, indent=2))
+    manifest = json.loads((target / releases.MANIFEST).read_text())
+    (target / releases.MANIFEST).write_text(json.dumps({**manifest, "version": version}, indent=2))
     return target
 
 
 def _edit_manifest(release: Path, change) -> None:
-    path = release / model_store.MANIFEST
+    path = release / releases.MANIFEST
     manifest = json.loads(path.read_text())
     change(manifest)
     path.write_text(json.dumps(manifest))
@@ -43,19 +43,19 @@ def release(tmp_path: Path, trained_release: Path) -> Path:
 
 @pytest.mark.slow
 def test_round_trip_places_rows_like_the_fitted_model(tmp_path: Path, training_file: Path) -> None:
-    from portal.live_model import load_release
-    from portal.segmentation import SegmentationModel
-    from portal.training import collect_training_data, write_release
+    from portal.segmentation.model import SegmentationModel
+    from portal.segmentation.training import collect_training_data, write_release
+    from portal.serving.live_model import load_release
     from schemas import DATE_JOINED, GENDER, LOCATION, LOYALTY_TIER
 
     data = collect_training_data([training_file])
     data.customers = data.customers.iloc[:600].reset_index(drop=True)
     model = SegmentationModel().fit(data.customers)
-    staging = model_store.new_staging_dir(tmp_path)
+    staging = releases.new_staging_dir(tmp_path)
     manifest = write_release(model, data, staging, "v-round-trip")
-    final = model_store.publish_release(staging, tmp_path, manifest["version"])
+    final = releases.publish_release(staging, tmp_path, manifest["version"])
 
-    assert model_store.verify_release(final)["version"] == "v-round-trip"
+    assert releases.verify_release(final)["version"] == "v-round-trip"
     loaded = load_release(final, warm_up=False)
     unseen = pd.DataFrame({LOCATION: ["Nowhere Town", "Bedok"], GENDER: ["Female", "Unknown"],
                            LOYALTY_TIER: ["Gold", "Platinum"],
@@ -64,27 +64,27 @@ def test_round_trip_places_rows_like_the_fitted_model(tmp_path: Path, training_f
     fitted, reloaded = model.place(rows), loaded.model.place(rows)
     np.testing.assert_array_equal(fitted.cluster_id, reloaded.cluster_id)
     np.testing.assert_allclose(fitted.confidence, reloaded.confidence)
-    assert set(manifest["files"]) >= set(model_store.REQUIRED_FILES)
+    assert set(manifest["files"]) >= set(releases.REQUIRED_FILES)
 
 
 def test_tampered_artifact_is_refused_naming_the_file_and_the_fix(release: Path) -> None:
     with (release / "umap.pkl").open("ab") as handle:
         handle.write(b"\0")
     with pytest.raises(ReleaseError, match=r"umap\.pkl does not match its checksum.*make train"):
-        model_store.verify_release(release)
+        releases.verify_release(release)
 
 
 @pytest.mark.parametrize("library", ["numba", "umap-learn", "python"])
 def test_environment_mismatch_is_refused_naming_the_library(release: Path, library: str) -> None:
     _edit_manifest(release, lambda m: m["environment"].update({library: "0.0.1"}))
     with pytest.raises(ReleaseError, match=rf"{library} 0\.0\.1 \(release\) vs .* \(running\).*make train"):
-        model_store.verify_release(release)
+        releases.verify_release(release)
 
 
 def test_missing_artifact_is_refused(release: Path) -> None:
     (release / "hdbscan.pkl").unlink()
     with pytest.raises(ReleaseError, match=r"missing hdbscan\.pkl.*make train"):
-        model_store.verify_release(release)
+        releases.verify_release(release)
 
 
 def test_manifest_that_stops_listing_an_artifact_is_refused(release: Path) -> None:
@@ -92,19 +92,19 @@ def test_manifest_that_stops_listing_an_artifact_is_refused(release: Path) -> No
     _edit_manifest(release, lambda m: m["files"].pop("umap.pkl"))
     (release / "umap.pkl").write_bytes(b"not a model")
     with pytest.raises(ReleaseError, match=r"does not list umap\.pkl"):
-        model_store.verify_release(release)
+        releases.verify_release(release)
 
 
 @pytest.mark.parametrize("damage", ["delete", "garble"])
 def test_missing_or_unreadable_manifest_is_refused(release: Path, damage: str) -> None:
-    manifest = release / model_store.MANIFEST
+    manifest = release / releases.MANIFEST
     manifest.unlink() if damage == "delete" else manifest.write_text("{not json")
     with pytest.raises(ReleaseError, match="make train"):
-        model_store.verify_release(release)
+        releases.verify_release(release)
 
 
 def test_corrupt_live_release_gives_503_on_health_and_model_routes(workspace, make_app) -> None:
-    live = model_store.live_release_dir(workspace["model"])
+    live = releases.live_release_dir(workspace["model"])
     (live / "hdbscan.pkl").write_bytes(b"corrupt")
     client = make_app().test_client()
 
@@ -125,16 +125,16 @@ def test_set_live_is_atomic_and_leaves_the_old_release_untouched(tmp_path: Path,
     production, model_dir = tmp_path / "production_models", tmp_path / "model"
     old = copy_release(trained_release, production, "20250101T000000Z-aaaaaa")
     new = copy_release(trained_release, production, "20250201T000000Z-bbbbbb")
-    model_store.set_live(model_dir, old)
+    releases.set_live(model_dir, old)
     seen, problems, stop = set(), [], threading.Event()
 
     def reader() -> None:
         while not stop.is_set():
-            live = model_store.live_release_dir(model_dir)
+            live = releases.live_release_dir(model_dir)
             if live is None:
                 problems.append("pointer resolved to nothing")
                 continue
-            seen.add(model_store.read_manifest(live)["version"])
+            seen.add(releases.read_manifest(live)["version"])
             if not (model_dir / "umap.pkl").is_file():
                 problems.append("stable link dangling")
 
@@ -142,15 +142,15 @@ def test_set_live_is_atomic_and_leaves_the_old_release_untouched(tmp_path: Path,
     thread.start()
     try:
         for i in range(300):
-            model_store.set_live(model_dir, new if i % 2 == 0 else old)
+            releases.set_live(model_dir, new if i % 2 == 0 else old)
     finally:
         stop.set()
         thread.join(10)
     assert problems == []
     assert seen == {old.name, new.name}
-    assert model_store.live_release_dir(model_dir) == old.resolve()
-    model_store.verify_release(new)
-    model_store.verify_release(old)
+    assert releases.live_release_dir(model_dir) == old.resolve()
+    releases.verify_release(new)
+    releases.verify_release(old)
     assert not list(model_dir.glob(".current-*"))
 
 
@@ -159,18 +159,18 @@ def test_set_live_that_fails_midway_keeps_the_old_pointer(tmp_path: Path, traine
     production, model_dir = tmp_path / "production_models", tmp_path / "model"
     old = copy_release(trained_release, production, "20250101T000000Z-aaaaaa")
     new = copy_release(trained_release, production, "20250201T000000Z-bbbbbb")
-    model_store.set_live(model_dir, old)
+    releases.set_live(model_dir, old)
 
     def crash(*_args):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(model_store.os, "replace", crash)
+    monkeypatch.setattr(releases.os, "replace", crash)
     with pytest.raises(OSError):
-        model_store.set_live(model_dir, new)
+        releases.set_live(model_dir, new)
     monkeypatch.undo()
-    assert model_store.live_release_dir(model_dir) == old.resolve()
+    assert releases.live_release_dir(model_dir) == old.resolve()
     assert not list(model_dir.glob(".current-*"))
-    assert model_store.read_manifest(model_dir)["version"] == old.name  # model/manifest.json, the seed path
+    assert releases.read_manifest(model_dir)["version"] == old.name  # model/manifest.json, the seed path
 
 
 def test_prune_keeps_the_newest_and_the_live_release(tmp_path: Path, trained_release: Path) -> None:
@@ -178,35 +178,35 @@ def test_prune_keeps_the_newest_and_the_live_release(tmp_path: Path, trained_rel
     versions = [f"2025010{i}T000000Z-aaaaaa" for i in range(1, 6)]
     for version in versions:
         copy_release(trained_release, production, version)
-    model_store.set_live(model_dir, production / versions[0])
+    releases.set_live(model_dir, production / versions[0])
 
-    removed = model_store.prune_releases(production, model_dir, keep=2)
+    removed = releases.prune_releases(production, model_dir, keep=2)
 
     assert sorted(removed) == versions[1:3]
-    left = [r.version for r in model_store.list_releases(production, model_dir)]
+    left = [r.version for r in releases.list_releases(production, model_dir)]
     assert left == [versions[4], versions[3], versions[0]]
-    model_store.verify_release(model_store.live_release_dir(model_dir))
+    releases.verify_release(releases.live_release_dir(model_dir))
 
 
 def test_clean_stale_staging_removes_only_temporary_folders(tmp_path: Path, trained_release: Path) -> None:
     production = tmp_path / "production_models"
     kept = copy_release(trained_release, production, "20250101T000000Z-aaaaaa")
     for _ in range(2):
-        staging = model_store.new_staging_dir(production)
+        staging = releases.new_staging_dir(production)
         (staging / "umap.pkl").write_bytes(b"half written")
     (production / ".retrain").mkdir()
 
-    assert model_store.clean_stale_staging(production) == 2
+    assert releases.clean_stale_staging(production) == 2
     assert sorted(p.name for p in production.iterdir()) == [".retrain", kept.name]
-    assert model_store.clean_stale_staging(production) == 0
-    assert [r.version for r in model_store.list_releases(production, tmp_path / "model")] == [kept.name]
+    assert releases.clean_stale_staging(production) == 0
+    assert [r.version for r in releases.list_releases(production, tmp_path / "model")] == [kept.name]
 
 
 def test_publish_release_renames_the_staging_folder(tmp_path: Path, trained_release: Path) -> None:
-    staging = model_store.new_staging_dir(tmp_path)
+    staging = releases.new_staging_dir(tmp_path)
     for item in trained_release.iterdir():
         shutil.copy2(item, staging / item.name)
     inode = os.stat(staging).st_ino
-    final = model_store.publish_release(staging, tmp_path, "20250101T000000Z-cccccc")
+    final = releases.publish_release(staging, tmp_path, "20250101T000000Z-cccccc")
     assert not staging.exists() and os.stat(final).st_ino == inode
-    model_store.verify_release(final)
+    releases.verify_release(final)

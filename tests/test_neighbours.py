@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from portal.neighbours import ExactNeighbourIndex, umap_with_exact_neighbours
+from portal.segmentation.library_workarounds.neighbours import ExactNeighbourIndex, umap_with_exact_neighbours
 
 
 def _blobs(seed: int = 0) -> np.ndarray:

@@ -11,8 +11,8 @@ from portal.settings import PROJECT_ROOT
 
 FIT_TINY_UMAP = """
 import numpy as np
-from portal.numba_cache import cache_umap_kernels
-from portal.neighbours import umap_with_exact_neighbours
+from portal.segmentation.library_workarounds.numba_cache import cache_umap_kernels
+from portal.segmentation.library_workarounds.neighbours import umap_with_exact_neighbours
 assert cache_umap_kernels() > 0
 assert cache_umap_kernels() == 0  # a second call finds nothing left to turn on
 data = np.random.default_rng(0).normal(size=(200, 4)).astype(np.float32)

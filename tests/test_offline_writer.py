@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from portal.brand import load_brand_profile
-from portal.content_checks import finalise, hard_failures
-from portal.offline_writer import write_variant
-from portal.prompts import persona_brief
+from portal.content.brand import load_brand_profile
+from portal.content.checks import finalise, hard_failures
+from portal.content.offline_writer import write_variant
+from portal.content.prompts import persona_brief
 from schemas import PLATFORMS, TONES
 from tests.test_content import GENERAL, PERSONA, campaign, prefs
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from portal.brand import load_brand_profile
-from portal.prompts import ANGLES, DraftVariant, build_messages, persona_brief, response_format
+from portal.content.brand import load_brand_profile
+from portal.content.prompts import ANGLES, DraftVariant, build_messages, persona_brief, response_format
 from schemas import PLATFORMS, CampaignInputs, ContentPreferences
 from tests.test_content import GENERAL, PERSONA, campaign, prefs
 

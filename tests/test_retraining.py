@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from portal import model_store
+from portal.segmentation import releases
 from portal.settings import PROJECT_ROOT, Settings, load_settings
 from retraining import scheduler as retrain_scheduler
 from retraining.job import run_retraining, snapshot_files
@@ -73,7 +73,7 @@ def test_next_run_is_none_when_retraining_is_disabled(workspace) -> None:
 # -- missed runs -------------------------------------------------------------------------------
 
 def _set_created_at(workspace, when: datetime) -> None:
-    live = model_store.live_release_dir(workspace["model"])
+    live = releases.live_release_dir(workspace["model"])
     manifest = json.loads((live / "manifest.json").read_text())
     (live / "manifest.json").write_text(json.dumps({**manifest, "created_at": when.isoformat()}))
 
@@ -197,20 +197,20 @@ def test_two_processes_race_for_the_scheduler_and_the_survivor_takes_over(worksp
 @pytest.mark.slow
 def test_sigkill_mid_retrain_leaves_a_loadable_model_and_the_next_run_cleans_up(workspace,
                                                                                 training_file) -> None:
-    from portal.live_model import load_release
+    from portal.serving.live_model import load_release
 
     settings = _settings(workspace, sample_data_path=training_file)
     production = workspace["production_models"]
-    old_live = model_store.live_release_dir(workspace["model"])
+    old_live = releases.live_release_dir(workspace["model"])
     pid = retrain_scheduler.launch_retraining(settings)
     try:
-        wait_for(lambda: list(production.glob(model_store.TMP_PREFIX + "*")), timeout_s=120, every_s=0.01)
+        wait_for(lambda: list(production.glob(releases.TMP_PREFIX + "*")), timeout_s=120, every_s=0.01)
         os.kill(pid, signal.SIGKILL)
     finally:
         wait_for(lambda: _reaped(pid), timeout_s=10)
 
-    assert list(production.glob(model_store.TMP_PREFIX + "*")), "the kill should have left a staging folder"
-    assert model_store.live_release_dir(workspace["model"]) == old_live
+    assert list(production.glob(releases.TMP_PREFIX + "*")), "the kill should have left a staging folder"
+    assert releases.live_release_dir(workspace["model"]) == old_live
     assert load_release(old_live, warm_up=False).version == old_live.name
     status = read_status(production)
     assert status["state"] == FAILED and "killed or crashed" in status["reason"]
@@ -221,8 +221,8 @@ def test_sigkill_mid_retrain_leaves_a_loadable_model_and_the_next_run_cleans_up(
 
     assert report.state == SUCCEEDED, report.reason
     assert any("removed 1 stale temporary folder" in m for m in messages)
-    assert not list(production.glob(model_store.TMP_PREFIX + "*"))
-    new_live = model_store.live_release_dir(workspace["model"])
+    assert not list(production.glob(releases.TMP_PREFIX + "*"))
+    new_live = releases.live_release_dir(workspace["model"])
     assert new_live.name == report.version != old_live.name
     assert load_release(new_live, warm_up=False).version == report.version
     assert read_status(production)["state"] == SUCCEEDED
@@ -237,7 +237,7 @@ def _shapeless_customers(path: Path, rows: int = 800) -> Path:
     """Customers drawn uniformly at random: a small, quick fit with no real groups."""
     import numpy as np
 
-    from portal.features import REGION_OF_AREA
+    from portal.segmentation.geography import REGION_OF_AREA
     from schemas import CUSTOMER_ID, DATE_JOINED, GENDER, LOCATION, LOYALTY_TIER
 
     rng = np.random.default_rng(3)
@@ -255,7 +255,7 @@ def test_a_rejected_model_keeps_the_old_one_and_the_report_says_why(workspace, t
     monkeypatch.setattr(job, "MIN_SEGMENTS", 1000)  # a gate no real fit passes, whatever the features
     settings = _settings(workspace, sample_data_path=_shapeless_customers(tmp_path / "shapeless.csv"))
     production = workspace["production_models"]
-    old_live = model_store.live_release_dir(workspace["model"])
+    old_live = releases.live_release_dir(workspace["model"])
     releases_before = sorted(p.name for p in production.iterdir() if p.name != ".retrain")
 
     report = run_retraining(settings)
@@ -265,7 +265,7 @@ def test_a_rejected_model_keeps_the_old_one_and_the_report_says_why(workspace, t
                              "at least 1000 are required")
     assert report.metrics["agreement_ari"] is not None
     assert report.rows_read == 800 and report.rows_used == 800 and "fit" in report.timings_s
-    assert model_store.live_release_dir(workspace["model"]) == old_live
+    assert releases.live_release_dir(workspace["model"]) == old_live
     assert sorted(p.name for p in production.iterdir() if p.name != ".retrain") == releases_before
     saved = sorted((production / ".retrain" / "reports").glob("*.json"))
     assert json.loads(saved[-1].read_text())["state"] == REJECTED
@@ -274,8 +274,8 @@ def test_a_rejected_model_keeps_the_old_one_and_the_report_says_why(workspace, t
 
 
 def test_snapshots_are_read_and_deduplicated_latest_wins(workspace, training_file) -> None:
-    from portal.training import collect_training_data
-    from portal.upload_store import UploadStore
+    from portal.segmentation.training import collect_training_data
+    from portal.serving.upload_store import UploadStore, hash_customer_ids
     from schemas import CUSTOMER_ID, DATE_JOINED, GENDER, LOCATION, LOYALTY_TIER
 
     settings = _settings(workspace, sample_data_path=training_file)
@@ -294,7 +294,7 @@ def test_snapshots_are_read_and_deduplicated_latest_wins(workspace, training_fil
     files = snapshot_files(settings)
     assert files == [training_file, older, newer]
     data = collect_training_data(files)
-    hashed = data.customers[data.customers[CUSTOMER_ID] == store.hash_id("C-1")]
+    hashed = data.customers[data.customers[CUSTOMER_ID] == hash_customer_ids(pd.Series(["C-1"]), "salt").iloc[0]]
     assert hashed[LOCATION].tolist() == ["Woodlands"]
     assert (data.customers[CUSTOMER_ID] == "C-1").sum() == 0  # snapshots never hold raw ids
     assert data.rows_read == 1500 + 6
@@ -326,9 +326,9 @@ def test_settings_reach_the_child_process_unchanged(workspace, monkeypatch, tmp_
 @pytest.fixture
 def two_releases(workspace):
     """The workspace's release plus a newer copy, the newer one live."""
-    first = model_store.live_release_dir(workspace["model"])
+    first = releases.live_release_dir(workspace["model"])
     second = copy_release(first, workspace["production_models"], "29990101T000000Z-newer")
-    model_store.set_live(workspace["model"], second)
+    releases.set_live(workspace["model"], second)
     return first, second
 
 
@@ -340,7 +340,7 @@ def test_rollback_from_the_cli(workspace, two_releases, runner) -> None:
     result = runner.invoke(args=["model", "rollback", first.name])
 
     assert result.exit_code == 0, result.output
-    assert model_store.live_release_dir(workspace["model"]) == first.resolve()
+    assert releases.live_release_dir(workspace["model"]) == first.resolve()
     unknown = runner.invoke(args=["model", "rollback", "no-such-version"])
     assert unknown.exit_code != 0 and "known releases" in unknown.output and second.name in unknown.output
 
@@ -350,7 +350,7 @@ def test_rollback_refuses_a_release_that_does_not_verify(workspace, two_releases
     (first / "umap.pkl").write_bytes(b"garbage")
     result = runner.invoke(args=["model", "rollback", first.name])
     assert result.exit_code != 0 and "umap.pkl" in result.output
-    assert model_store.live_release_dir(workspace["model"]) == second.resolve()
+    assert releases.live_release_dir(workspace["model"]) == second.resolve()
 
 
 def test_rollback_through_the_admin_route(workspace, two_releases, make_app) -> None:
@@ -360,11 +360,11 @@ def test_rollback_through_the_admin_route(workspace, two_releases, make_app) -> 
     response = client.post("/admin/model/rollback", json={"version": first.name}, headers=AUTH)
 
     assert response.status_code == 200 and response.get_json()["model_version"] == first.name
-    assert model_store.live_release_dir(workspace["model"]) == first.resolve()
+    assert releases.live_release_dir(workspace["model"]) == first.resolve()
     for bad in ("no-such-version", "../model", ".retrain"):
         refused = client.post("/admin/model/rollback", json={"version": bad}, headers=AUTH)
         assert refused.status_code == 404 and refused.get_json()["error"]["code"] == "not_found"
-    assert model_store.live_release_dir(workspace["model"]) == first.resolve()
+    assert releases.live_release_dir(workspace["model"]) == first.resolve()
 
 
 # -- admin routes ------------------------------------------------------------------------------

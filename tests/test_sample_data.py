@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from portal.sample_data import REGION_OF_AREA, STRUCTURES, generate_customers
+from portal.segmentation.geography import REGION_OF_AREA
+from portal.segmentation.sample_data import STRUCTURES, generate_customers
 from portal.settings import SAMPLE_DATA_FILE
 
 

@@ -23,7 +23,8 @@ def upload_excel(form: UploadRequest):
     data = form.file.read()
     if not data:
         raise BadRequest("The uploaded file is empty; choose a customer list with a header row and data.")
-    return generate.process_upload(data, form.file.filename, form.campaign(), services())
+    campaign, prefs = form.campaign_and_preferences()
+    return generate.process_upload(data, form.file.filename, campaign, prefs, services())
 
 
 @uploads_api.get("/uploads/<upload_id>/segments.xlsx",

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from portal.brand import BrandProfile
-from portal.content_checks import PLATFORM_RULES
+from portal.content.brand import BrandProfile
+from portal.content.platforms import PLATFORM_RULES
 from schemas import CampaignInputs, ContentPreferences
 
 PROMPT_VERSION = "2"

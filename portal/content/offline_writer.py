@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from portal.brand import BrandProfile, as_hashtag
-from portal.content_checks import PLATFORM_RULES, avoided_words_in, redact_pii
+from portal.content.brand import BrandProfile, as_hashtag
+from portal.content.pii import redact_pii
+from portal.content.platforms import PLATFORM_RULES
 from schemas import CampaignInputs, ContentPreferences
 
 HOOKS = {
@@ -224,7 +225,7 @@ class _Picker:
         """`count` different options in rotation order, skipping any that use the brand's avoided words."""
         start = int(hashlib.sha256(f"{self.key}|{slot}".encode()).hexdigest()[:8], 16) + self.index
         rendered = [options[(start + step) % len(options)].format(**values) for step in range(len(options))]
-        clean = [r for r in rendered if not avoided_words_in(r, self.brand)]
+        clean = [r for r in rendered if not (self.brand and self.brand.avoided_words_in(r))]
         return (clean + [r for r in rendered if r not in clean])[:count]
 
     def __call__(self, slot: str, options: tuple[str, ...], **values: str) -> str:
@@ -274,7 +275,7 @@ def _hashtags(campaign: CampaignInputs, audience: _Audience, brand_name: str | N
 
 
 def _strip_avoided(text: str, brand: BrandProfile | None) -> str:
-    for word in avoided_words_in(text, brand):
+    for word in brand.avoided_words_in(text) if brand else []:
         text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)\s?", "", text, flags=re.IGNORECASE)
     return re.sub(r"[ \t]{2,}", " ", text).strip()
 

@@ -19,10 +19,9 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from portal import model_store
 from portal.errors import ModelUnavailable, NotFound, ReleaseError
-from portal.segmentation import SegmentationModel
-from portal.training import load_segmentation
+from portal.segmentation import releases
+from portal.segmentation.model import SegmentationModel
 
 log = logging.getLogger(__name__)
 NO_MODEL_HINT = "No model has been trained yet. Run `make train` (or `flask --app app train`) and retry."
@@ -51,14 +50,14 @@ class LiveRelease:
 
 def load_release(release_dir: Path, warm_up: bool = True) -> LiveRelease:
     """Verify checksums and environment, then load every artifact (raises ReleaseError)."""
-    manifest = model_store.verify_release(release_dir)
+    manifest = releases.verify_release(release_dir)
     try:
-        model = load_segmentation(release_dir)
+        model = SegmentationModel.load(release_dir)
         personas = joblib.load(release_dir / "cluster_personas.pkl")
         profiles_frame = pd.read_csv(release_dir / "cluster_profiles.csv")
     except Exception as exc:  # a pickle from elsewhere can fail in many ways; none may crash serving
         raise ReleaseError(f"Release {release_dir.name} could not be loaded ({exc.__class__.__name__}: "
-                           f"{str(exc)[:200]}). {model_store.REBUILD_HINT}") from None
+                           f"{str(exc)[:200]}). {releases.REBUILD_HINT}") from None
     profiles = {int(r["cluster_id"]): r for r in profiles_frame.to_dict(orient="records")}
     release = LiveRelease(manifest["version"], release_dir, manifest, model, personas, profiles)
     if warm_up:
@@ -66,7 +65,7 @@ def load_release(release_dir: Path, warm_up: bool = True) -> LiveRelease:
             release.warm_up_s = round(model.warm_up(), 3)
         except Exception as exc:
             raise ReleaseError(f"Release {release_dir.name} failed its warm-up placement ({exc.__class__.__name__}: "
-                               f"{str(exc)[:200]}). {model_store.REBUILD_HINT}") from None
+                               f"{str(exc)[:200]}). {releases.REBUILD_HINT}") from None
     return release
 
 
@@ -139,7 +138,7 @@ class ModelHolder:
         warmed up before the swap, so no request pays for the switch.
         """
         with self._load_lock:
-            target = model_store.live_release_dir(self.model_dir)
+            target = releases.live_release_dir(self.model_dir)
             if target is None:
                 if self._release is None:
                     self._error = NO_MODEL_HINT
@@ -165,7 +164,7 @@ class ModelHolder:
                 except Exception as exc:  # it loads but cannot place: withdraw it, /health says why
                     self._release = None
                     self._error = (f"Release {release.version} failed its warm-up placement "
-                                   f"({exc.__class__.__name__}: {str(exc)[:200]}). {model_store.REBUILD_HINT}")
+                                   f"({exc.__class__.__name__}: {str(exc)[:200]}). {releases.REBUILD_HINT}")
                     log.error("model release not served: %s", self._error)
                     return False
             log.info("process %d serving model %s (loaded in %.2fs, warm-up %.2fs)%s", os.getpid(),

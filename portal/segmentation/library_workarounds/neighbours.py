@@ -1,6 +1,6 @@
 """Exact euclidean nearest neighbours for UMAP, in place of pynndescent's approximate index.
 
-UMAP fits on at most a few thousand customers (``SegmentationParams.umap_max_fit_rows``), where an
+UMAP fits on at most a few thousand customers (``SegmentationParams.max_fit_rows``), where an
 exact search with scikit-learn takes a fraction of a second. pynndescent's index, which UMAP builds
 above 4,096 rows, spends about 14 s of every fresh process compiling numba code that numba cannot
 cache (``nn_descent`` takes its distance function as an argument), and adds its search graph to the
@@ -13,27 +13,47 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 #: UMAP warns that transform is unavailable when the index it is given is not pynndescent's.
 _NOT_NNDESCENT_WARNING = r"precomputed_knn\[2\] \(knn_search_index\) is not an NNDescent object"
-_CHUNK_ROWS = 1000
+_CHUNK_ROWS = 500
+#: Grid steps from the data's centre to the end of its widest column (a step is ~1e-6 of that range).
+_GRID_STEPS = 2.0**20
 
 
 class ExactNeighbourIndex:
-    """Brute-force euclidean k-NN over the rows UMAP was fitted on; answers UMAP's ``query`` calls."""
+    """Brute-force euclidean k-NN over the rows UMAP was fitted on; answers UMAP's ``query`` calls.
+
+    Customer features repeat (many customers share every value), so neighbour lists are full of ties,
+    and which tie BLAS rounding favoured decided the graph: with scikit-learn's float32 search, one
+    BLAS thread or two gave 4 or 5 segments on the same file. Here every value is snapped to an integer
+    grid of ~2^20 steps over the data's range, so BLAS computes every squared distance exactly (each
+    partial sum is an integer below 2^53) and ties go to the lower row index: the same data gives the
+    same graph whatever kernel or thread count computes it.
+    """
 
     #: read by UMAP.transform to pick a search accuracy; exact search ignores it.
     _angular_trees = False
 
     def __init__(self, data: np.ndarray) -> None:
-        self._data = np.asarray(data, np.float32)
-        self._search = NearestNeighbors(algorithm="brute", metric="euclidean").fit(self._data)
+        self._raw = np.asarray(data, np.float64)
+        low, high = (self._raw.min(axis=0), self._raw.max(axis=0)) if self._raw.size else (0.0, 0.0)
+        self._centre = (low + high) / 2
+        half_range = float(np.max((high - low) / 2)) if self._raw.size else 0.0
+        self._unit = half_range / _GRID_STEPS if half_range > 0 else 1.0
+        self._data = self._snap(self._raw)
+        self._norms = np.einsum("ij,ij->i", self._data, self._data)
+
+    def _snap(self, values: np.ndarray) -> np.ndarray:
+        """Values as whole multiples of the grid unit around the data's centre (float64 holding integers,
+        so BLAS is exact); queries far outside the training range are clipped to 8 times it."""
+        steps = (np.asarray(values, np.float64) - self._centre) / self._unit
+        return np.rint(np.clip(steps, -_GRID_STEPS * 8, _GRID_STEPS * 8))
 
     def neighbour_graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """k nearest training rows of every training row, the row itself in column 0 (UMAP's
         ``smooth_knn_dist`` skips column 0 as the point itself)."""
-        indices, distances = self.query(self._data, k)
+        indices, distances = self._nearest(self._data, self._raw, k)
         rows = np.arange(len(indices))
         is_self = indices == rows[:, None]
         # a row with more than k identical copies may not find itself; any copy at distance 0 makes way
@@ -43,21 +63,30 @@ class ExactNeighbourIndex:
         return indices, distances
 
     def query(self, query_data: np.ndarray, k: int = 10, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """Indices (int32) and distances (float32) of the k nearest training rows, nearest first.
+        """Indices (int32) and distances (float32) of the k nearest training rows, nearest first, ties
+        to the lower index."""
+        return self._nearest(self._snap(query_data), np.asarray(query_data, np.float64), k)
 
-        scikit-learn's brute force ranks by |a|² - 2a·b + |b|², which leaves rounding noise (~1e-7) where
-        the distance is 0; UMAP takes the first non-zero distance as each point's local scale, so the
-        distances to the candidates are recomputed exactly and re-sorted.
-        """
-        queries = np.asarray(query_data, np.float32)
+    def _nearest(self, queries: np.ndarray, raw_queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates chosen on the grid (exact, ties to the lower index); distances of the chosen ones
+        recomputed from the unsnapped values without BLAS and stably re-sorted."""
+        rows = len(self._data)
+        k = min(k, rows)
         indices = np.empty((len(queries), k), np.int32)
         distances = np.empty((len(queries), k), np.float32)
+        columns = np.arange(rows, dtype=np.int64)
         for start in range(0, len(queries), _CHUNK_ROWS):
             chunk = queries[start:start + _CHUNK_ROWS]
-            candidates = self._search.kneighbors(chunk, n_neighbors=k, return_distance=False)
-            exact = np.linalg.norm(chunk[:, None, :].astype(np.float64) - self._data[candidates], axis=2)
+            squared = np.einsum("ij,ij->i", chunk, chunk)[:, None] - 2.0 * (chunk @ self._data.T) + self._norms
+            # one integer per pair, ordered by (distance, index) and unique, so no selection can vary
+            order_key = squared.astype(np.int64) * rows + columns
+            nearest = np.argpartition(order_key, k - 1, axis=1)[:, :k] if k < rows else \
+                np.broadcast_to(columns, order_key.shape).copy()
+            nearest = np.take_along_axis(nearest, np.argsort(np.take_along_axis(order_key, nearest, axis=1),
+                                                             axis=1), axis=1)
+            exact = np.sqrt(np.square(raw_queries[start:start + len(chunk), None, :] - self._raw[nearest]).sum(axis=2))
             order = np.argsort(exact, axis=1, kind="stable")
-            indices[start:start + len(chunk)] = np.take_along_axis(candidates, order, axis=1)
+            indices[start:start + len(chunk)] = np.take_along_axis(nearest, order, axis=1)
             distances[start:start + len(chunk)] = np.take_along_axis(exact, order, axis=1)
         return indices, distances
 

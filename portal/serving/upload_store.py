@@ -25,13 +25,9 @@ RECORD = "record.json"
 PLACEMENT = "placement.npz"
 
 
-def hash_customer_id(value: object, salt: str) -> str:
-    """Salted, truncated sha256: the same customer gets the same key in every snapshot, never the id."""
-    return hash_customer_ids(pd.Series([value]), salt).iloc[0]
-
-
 def hash_customer_ids(ids: pd.Series, salt: str) -> pd.Series:
-    """``hash_customer_id`` of every id (missing ids stay missing), salting one prepared hasher."""
+    """Salted, truncated sha256 of every id (missing ids stay missing): the same customer gets the same
+    key in every snapshot, never the id."""
     salted = hashlib.sha256(salt.encode())
 
     def digest(value: object) -> str:
@@ -91,9 +87,6 @@ class UploadStore:
         folder = self.folder(upload_id)
         path = next(folder.glob("original.*"))
         return path, path.suffix.lstrip(".")
-
-    def hash_id(self, value: object) -> str:
-        return hash_customer_id(value, self._salt)
 
     def write_snapshot(self, upload_id: str, customers: pd.DataFrame) -> Path:
         """Feature columns plus a salted hash of the customer id, for the next retraining."""

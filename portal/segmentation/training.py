@@ -17,22 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 import pandas as pd
 
-from portal import model_store
 from portal.errors import TrainingError
-from portal.features import placement_keys
-from portal.ingestion import read_customer_file
-from portal.numba_cache import cache_umap_kernels
-from portal.personas import build_personas
-from portal.segment_map import draw_segment_map
-from portal.segmentation import SegmentationModel, SegmentationParams, metrics_of
+from portal.ingestion.reader import read_customer_file
+from portal.segmentation import releases
+from portal.segmentation.metrics import metrics_of, replacement_agreement
+from portal.segmentation.model import SegmentationModel, SegmentationParams
+from portal.segmentation.personas import build_personas
+from portal.segmentation.segment_map import draw_segment_map
 from schemas import CUSTOMER_ID, FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-TABLE_FILE = "placement_table.pkl"
 
 
 @dataclass
@@ -86,16 +83,7 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Save every artifact of a fitted model into ``staging`` and write its manifest."""
     personas, profiles = build_personas(data.customers, model.labels_)
-    joblib.dump(model.encoder_, staging / "encoder.pkl")
-    joblib.dump(model.scaler_, staging / "scaler.pkl")
-    joblib.dump(model.umap_, staging / "umap.pkl")
-    joblib.dump(model.hdbscan_, staging / "hdbscan.pkl")
-    joblib.dump({"table": model.table_, "key_table": model.key_table_, "cluster_ids": model.cluster_ids_,
-                 "params": model.params,
-                 "reference_month": model.reference_month_, "max_tenure": model.max_tenure_,
-                 "noise_share": model.noise_share_,
-                 "defaults": model.defaults_, "locations": model.locations_},
-                staging / TABLE_FILE)
+    model.save(staging)
     joblib.dump(personas, staging / "cluster_personas.pkl")
     (staging / "cluster_personas.json").write_text(json.dumps({str(k): v for k, v in personas.items()},
                                                               indent=2, ensure_ascii=False))
@@ -117,13 +105,14 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
                                        "location, region, gender (one-hot)", "tier (ordinal 1-3)",
                                        "tenure_months", "month_sin, month_cos"],
                            "encoded_columns": list(model.encoder_.get_feature_names_out())},
-        "parameters": model.params.as_dict(),
+        "parameters": {**model.params.as_dict(), "reducer": model.reducer_.get_params(),
+                       "clusterer": model.clusterer_.get_params()},
         "metrics": metrics,
         "timings": model.timings_,
         "persona_count": len(personas),
         **(extra or {}),
     }
-    return model_store.write_manifest(staging, manifest)
+    return releases.write_manifest(staging, manifest)
 
 
 def train_release(paths: list[Path], production_dir: Path, params: SegmentationParams | None = None,
@@ -135,8 +124,8 @@ def train_release(paths: list[Path], production_dir: Path, params: SegmentationP
     data = collect_training_data(paths, say, customer_key)
     say(f"training on {len(data.customers)} customers ({data.duplicates_dropped} duplicates dropped)")
     model = SegmentationModel(params).fit(data.customers, progress=say)
-    version = model_store.new_version()
-    staging = model_store.new_staging_dir(production_dir)
+    version = releases.new_version()
+    staging = releases.new_staging_dir(production_dir)
     say("writing artifacts, personas and the segment map")
     manifest = write_release(model, data, staging, version,
                              {"fit_seconds": round(time.perf_counter() - started, 2)})
@@ -144,43 +133,3 @@ def train_release(paths: list[Path], production_dir: Path, params: SegmentationP
         f"noise {manifest['metrics']['noise_share']:.1%}, DBCV {manifest['metrics']['dbcv']}, "
         f"silhouette {manifest['metrics']['silhouette']}")
     return staging, manifest, data
-
-
-def load_segmentation(release_dir: Path) -> SegmentationModel:
-    """Rebuild a fitted SegmentationModel from a verified release folder."""
-    cache_umap_kernels()
-    state = joblib.load(release_dir / TABLE_FILE)
-    model = SegmentationModel(state["params"])
-    model.encoder_ = joblib.load(release_dir / "encoder.pkl")
-    model.scaler_ = joblib.load(release_dir / "scaler.pkl")
-    model.umap_ = joblib.load(release_dir / "umap.pkl")
-    model.hdbscan_ = joblib.load(release_dir / "hdbscan.pkl")
-    model.table_ = state["table"]
-    model.key_table_ = state["key_table"]
-    model.cluster_ids_ = state["cluster_ids"]
-    model.reference_month_ = state["reference_month"]
-    model.max_tenure_ = state["max_tenure"]
-    model.noise_share_ = state["noise_share"]
-    model.defaults_ = state["defaults"]
-    model.locations_ = state["locations"]
-    return model
-
-
-def replacement_agreement(model: SegmentationModel, customers: pd.DataFrame, sample: int = 1000) -> dict[str, float]:
-    """How often placing a training row gives back its fitted label (non-noise rows only).
-
-    ``replacement_agreement`` is what serving does (table first); ``transform_agreement`` forces the
-    full UMAP.transform + approximate_predict path on a sample, as for never-seen rows.
-    """
-    fit_rows = model.fit_rows_
-    fitted = model.fitted_labels_
-    clustered = fitted >= 0
-    if not clustered.any():
-        return {"replacement_agreement": 0.0, "transform_agreement": 0.0}
-    subset = customers.iloc[fit_rows]
-    served = model.place(subset).cluster_id
-    rng = np.random.default_rng(0)
-    picked = rng.choice(np.flatnonzero(clustered), size=min(sample, int(clustered.sum())), replace=False)
-    full = np.array([label for label, _, _ in model._place_unseen(placement_keys(subset.iloc[picked]))])
-    return {"replacement_agreement": round(float(np.mean(served[clustered] == fitted[clustered])), 4),
-            "transform_agreement": round(float(np.mean(full == fitted[picked])), 4)}

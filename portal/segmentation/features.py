@@ -8,21 +8,22 @@ with the same key always get the same features; placement exploits that to answe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
 
-from portal.sample_data import REGION_OF_AREA
+from portal.segmentation.geography import region_of
 from schemas import DATE_JOINED, GENDER, LOCATION, LOYALTY_TIER, TIER_ORDER
 
 KEY_COLUMNS = ("location", "gender", "tier", "join_year", "join_month")
 CATEGORICAL_BLOCKS = ("location", "region", "gender")
 NUMERIC_BLOCKS = ("tier", "tenure_months", "month_sin", "month_cos")
 PROFILE_BLOCK = "area_profile"
-_REGION_LOOKUP = {area.lower(): region for area, region in REGION_OF_AREA.items()}
 
 
 @dataclass(frozen=True)
@@ -84,16 +85,13 @@ class AreaProfileEncoder(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "profiles_")
         return np.array([self.profiles_.get(loc, self.base_profile_) for loc in X["location"].to_numpy()])
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        check_is_fitted(self, "base_profile_")
         width = len(self.base_profile_)
         return np.array([f"{PROFILE_BLOCK}_{i}" for i in range(width)], dtype=object)
-
-
-def region_of(location: str) -> str:
-    """Singapore region of a planning area; 'Other' for places outside the URA list."""
-    return _REGION_LOOKUP.get(str(location).lower(), "Other")
 
 
 def placement_keys(customers: pd.DataFrame) -> pd.DataFrame:
@@ -137,46 +135,39 @@ def build_encoder() -> ColumnTransformer:
                              verbose_feature_names_out=False)
 
 
-class BlockScaler(TransformerMixin, BaseEstimator):
-    """Standardise numeric columns and weight each feature block.
-
-    A one-hot block's columns are scaled so that two different categories sit ``weight`` apart,
-    however many categories there are; numeric columns are standardised, then weighted. Without
-    this, 27 location columns drown tier and tenure.
-    """
-
-    def __init__(self, weights: dict[str, float] | None = None) -> None:
-        self.weights = weights
-
-    def fit(self, X: np.ndarray, y: object = None, feature_names: list[str] | None = None) -> BlockScaler:
-        names = list(feature_names if feature_names is not None else self.feature_names_)
-        weights = self.weights or FeatureWeights().by_block()
-        X = np.asarray(X, dtype=np.float64)
-        self.feature_names_ = names
-        self.center_ = np.zeros(X.shape[1])
-        self.scale_ = np.ones(X.shape[1])
-        for j, name in enumerate(names):
-            block = next((b for b in (PROFILE_BLOCK, *CATEGORICAL_BLOCKS) if name.startswith(b + "_")), name)
-            weight = weights.get(block, 1.0)
-            if block == PROFILE_BLOCK:
-                self.scale_[j] = weight
-            elif block in CATEGORICAL_BLOCKS:
-                self.scale_[j] = weight / np.sqrt(2)
-            else:
-                std = X[:, j].std()
-                self.center_[j] = X[:, j].mean()
-                self.scale_[j] = weight / (std if std > 1e-9 else 1.0)
-        self.kept_ = np.flatnonzero(self.scale_ != 0)
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        scaled = (np.asarray(X, dtype=np.float64) - self.center_) * self.scale_
-        return scaled[:, self.kept_].astype(np.float32)
+def block_of(encoded_name: str) -> str:
+    """The feature block an encoded column belongs to ('location_Bedok' → 'location')."""
+    return next((b for b in (PROFILE_BLOCK, *CATEGORICAL_BLOCKS) if encoded_name.startswith(b + "_")), encoded_name)
 
 
-def fit_encoder_and_scaler(frame: pd.DataFrame, weights: FeatureWeights) -> tuple[ColumnTransformer, BlockScaler]:
+def build_scaler(encoded_names: list[str], weights: FeatureWeights) -> ColumnTransformer:
+    """Weight each feature block, so that no block drowns the rest (27 location columns would drown tier
+    and tenure): numbers are standardised then weighted; a one-hot block is scaled so that two different
+    categories sit ``weight`` apart, however many there are; the area profile is weighted as it is.
+    Blocks of weight 0 are dropped."""
+    columns: dict[str, list[int]] = {}
+    for position, name in enumerate(encoded_names):
+        columns.setdefault(block_of(name), []).append(position)
+    by_block = weights.by_block()
+    transformers: list[tuple[str, Any, list[int]]] = []
+    transformer_weights: dict[str, float] = {}
+    for block, positions in columns.items():
+        weight = by_block.get(block, 1.0)
+        if weight == 0:
+            continue
+        if block == PROFILE_BLOCK or block in CATEGORICAL_BLOCKS:
+            transformers.append((block, "passthrough", positions))
+            weight = weight if block == PROFILE_BLOCK else weight / np.sqrt(2)
+        else:
+            transformers.append((block, StandardScaler(), positions))
+        transformer_weights[block] = float(weight)
+    return ColumnTransformer(transformers, transformer_weights=transformer_weights)
+
+
+def fit_encoder_and_scaler(frame: pd.DataFrame,
+                           weights: FeatureWeights) -> tuple[ColumnTransformer, ColumnTransformer]:
     """Fit both stages on a derived feature frame."""
     encoder = build_encoder().fit(frame)
-    scaler = BlockScaler(weights.by_block())
-    scaler.fit(encoder.transform(frame), feature_names=list(encoder.get_feature_names_out()))
+    scaler = build_scaler(list(encoder.get_feature_names_out()), weights)
+    scaler.fit(encoder.transform(frame))
     return encoder, scaler

@@ -53,6 +53,11 @@ class BrandProfile(BaseModel):
         raw = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
+    def avoided_words_in(self, text: str) -> list[str]:
+        """Words to avoid that the text uses (whole words, any case)."""
+        return [w for w in self.words_to_avoid
+                if w.strip() and re.search(rf"(?<!\w){re.escape(w.strip())}(?!\w)", text, re.IGNORECASE)]
+
     def prompt_data(self) -> dict[str, object]:
         """The fields the prompt quotes as data (empty ones left out to save tokens)."""
         data = self.model_dump(mode="json", exclude_none=True)

@@ -18,32 +18,6 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-#: Singapore planning areas (URA Master Plan) by region; used by the generator and the features.
-PLANNING_AREAS_BY_REGION: dict[str, tuple[str, ...]] = {
-    "Central": (
-        "Bishan", "Bukit Merah", "Bukit Timah", "Downtown Core", "Geylang", "Kallang",
-        "Marine Parade", "Newton", "Novena", "Orchard", "Outram", "Queenstown", "River Valley",
-        "Rochor", "Singapore River", "Southern Islands", "Tanglin", "Toa Payoh", "Museum",
-        "Marina East", "Marina South", "Straits View",
-    ),
-    "East": ("Bedok", "Changi", "Changi Bay", "Pasir Ris", "Paya Lebar", "Tampines"),
-    "North": (
-        "Central Water Catchment", "Lim Chu Kang", "Mandai", "Sembawang", "Simpang", "Sungei Kadut",
-        "Woodlands", "Yishun",
-    ),
-    "North-East": (
-        "Ang Mo Kio", "Hougang", "North-Eastern Islands", "Punggol", "Seletar", "Sengkang",
-        "Serangoon",
-    ),
-    "West": (
-        "Boon Lay", "Bukit Batok", "Bukit Panjang", "Choa Chu Kang", "Clementi", "Jurong East",
-        "Jurong West", "Pioneer", "Tengah", "Tuas", "Western Islands", "Western Water Catchment",
-    ),
-}
-REGION_OF_AREA: dict[str, str] = {
-    area: region for region, areas in PLANNING_AREAS_BY_REGION.items() for area in areas
-}
-
 #: Residential areas where customers of a retail loyalty programme actually live.
 RESIDENTIAL_AREAS = (
     "Ang Mo Kio", "Bedok", "Bishan", "Bukit Batok", "Bukit Merah", "Bukit Panjang", "Bukit Timah",
@@ -218,7 +192,7 @@ def write_sample(path: Path, rows: int = 5000, seed: int = 42, structure: str = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m portal.sample_data OUT.xlsx --rows 5000 --seed 42``."""
+    """Command line: ``python -m portal.segmentation.sample_data OUT.xlsx --rows 5000 --seed 42``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--rows", type=int, default=5000)

@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from portal.brand import load_brand_profile
-from portal.content_cache import cache_key, make_cache
-from portal.content_checks import finalise, hard_failures, score, scrub
-from portal.prompts import PROMPT_VERSION, persona_brief
-from portal.providers import (
+from portal.content.brand import load_brand_profile
+from portal.content.cache import cache_key, make_cache
+from portal.content.checks import finalise, hard_failures, redact_variant, score
+from portal.content.prompts import PROMPT_VERSION, persona_brief
+from portal.content.providers import (
     MIN_ATTEMPT_S,
     DraftRequest,
     OfflineProvider,
@@ -168,7 +168,7 @@ class ContentService:
                 except ProviderError as exc:
                     add_usage(usage, exc.usage)
             if any(c["name"] == "no_customer_data" and not c["passed"] for c in variant["checks"]):
-                variant = scrub(variant, prefs.platform, self.brand)
+                variant = redact_variant(variant, prefs.platform, self.brand)
         except ProviderError as exc:
             add_usage(usage, exc.usage)
             return self._fallback(request, usage, exc.reason)

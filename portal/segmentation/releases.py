@@ -43,7 +43,7 @@ STABLE_LINKS = ("encoder.pkl", "scaler.pkl", "umap.pkl", "hdbscan.pkl", "cluster
                 "cluster_personas.json", "cluster_profiles.csv", "segments.png", MANIFEST)
 TMP_PREFIX = ".tmp-"
 #: Bumped whenever the features or the saved state change shape; a release of another format is refused.
-MODEL_FORMAT = 5
+MODEL_FORMAT = 6
 #: Artifacts without which a release cannot serve; the manifest must list (and so checksum) each one.
 REQUIRED_FILES = ("encoder.pkl", "scaler.pkl", "umap.pkl", "hdbscan.pkl", "placement_table.pkl",
                   "cluster_personas.pkl", "cluster_profiles.csv")

@@ -21,10 +21,10 @@ from typing import Any, Literal, Protocol, TypeVar
 import openai
 from pydantic import ValidationError
 
-from portal.brand import BrandProfile
-from portal.content_checks import find_pii, redact_pii
-from portal.offline_writer import write_variant
-from portal.prompts import DraftVariant, build_messages, persona_brief, response_format
+from portal.content.brand import BrandProfile
+from portal.content.offline_writer import write_variant
+from portal.content.pii import find_pii, redact_pii
+from portal.content.prompts import DraftVariant, build_messages, persona_brief, response_format
 from portal.settings import Settings
 from schemas import CampaignInputs, ContentPreferences
 

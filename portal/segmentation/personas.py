@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from portal.features import region_of
+from portal.segmentation.geography import region_of
 from schemas import DATE_JOINED, GENDER, LOCATION, LOYALTY_TIER, TIER_ORDER
 
 TOP_N = 3

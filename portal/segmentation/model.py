@@ -1,8 +1,9 @@
-"""The segmentation pipeline: encoder → scaler → UMAP → HDBSCAN; fitted offline, placing rows online.
+"""The segmentation pipeline: encoder → scaler → reducer (UMAP) → clusterer (HDBSCAN); fitted offline,
+placing rows online, saving and loading itself.
 
 Placement never refits. Rows are reduced to their placement key (see ``features``); keys seen in
 training answer from a table built at fit time (the fitted label of that key), other keys go through
-``UMAP.transform`` + ``hdbscan.approximate_predict`` once per distinct key and are remembered.
+the reducer's ``transform`` + the clusterer's prediction once per distinct key and are remembered.
 Noise rows get their most likely segment from HDBSCAN's soft-membership vector, flagged as
 reassigned with a low confidence, so every customer has a persona.
 """
@@ -14,21 +15,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
+import joblib
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from portal.errors import TrainingError
-from portal.features import (
+from portal.segmentation.features import (
     KEY_COLUMNS,
     FeatureWeights,
     feature_frame,
     fit_encoder_and_scaler,
     placement_keys,
 )
-from portal.neighbours import umap_with_exact_neighbours
-from portal.numba_cache import cache_umap_kernels
+from portal.segmentation.library_workarounds.numba_cache import cache_umap_kernels
+from portal.segmentation.stages import Clusterer, ExactNeighbourUMAP, Reducer, ShareScaledHDBSCAN
 from schemas import TIER_ORDER
 
 log = logging.getLogger(__name__)
@@ -39,40 +43,32 @@ NUMBA_LOCK = threading.Lock()
 #: Confidence given to noise rows reassigned to their most likely segment is scaled by this.
 REASSIGNED_CONFIDENCE_CAP = 0.5
 MAX_REMEMBERED_KEYS = 200_000
-#: Above this many location × tier × month combinations the table is not precomputed.
-MAX_DOMAIN_ROWS = 150_000
 UNKNOWN_LOCATION = "\x00unknown location"
+#: Fitted state, by the file it is saved in; the seed's artifact names are kept for the four stages.
+STAGE_FILES = {"encoder.pkl": "encoder_", "scaler.pkl": "scaler_", "umap.pkl": "reducer_",
+               "hdbscan.pkl": "clusterer_"}
+STATE_FILE = "placement_table.pkl"
+SERVING_STATE = ("params", "table_", "key_table_", "cluster_ids_", "reference_month_", "max_tenure_",
+                 "noise_share_", "defaults_", "locations_")
+
+Answer = tuple[int, float, bool]
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class SegmentationParams:
-    """Every tunable of the pipeline; recorded in the release manifest.
+    """Tunables of the pipeline around its stages; recorded in the release manifest.
 
-    Defaults were chosen against customer files with planted groups (``make bench``): every stage is
-    fitted on at most ``umap_max_fit_rows`` customers (more rows fragment the embedding of these
-    low-cardinality features into islands), a minimum segment of 8% of them, and the rest of the
-    customers are placed with the fitted models like any upload. 300 layout epochs with 3 negative
-    samples (UMAP's defaults are 500 and 5) halve the fit time at equal or better planted-group
-    recovery on the files measured.
+    Every stage is fitted on at most ``max_fit_rows`` customers (more rows fragment the embedding of
+    these low-cardinality features into islands; 10k rows fitted whole: ARI 0.58 against 0.78 with the
+    cap) and the rest of the customers are placed with the fitted models like any upload.
     """
 
-    umap_n_neighbors: int = 200
-    umap_min_dist: float = 0.0
-    umap_n_components: int = 5
-    umap_metric: str = "euclidean"
-    umap_n_epochs: int | None = 300
-    umap_negative_sample_rate: int = 3
-    umap_max_fit_rows: int = 5_000
+    max_fit_rows: int = 5_000
     random_state: int = 42
-    hdbscan_min_cluster_share: float = 0.08
-    hdbscan_min_cluster_floor: int = 50
-    hdbscan_min_samples: int = 50
-    hdbscan_selection: str = "eom"
+    #: Above this many location × gender × tier × month combinations the table is not precomputed.
+    max_domain_rows: int = 150_000
     weights: FeatureWeights = field(default_factory=FeatureWeights)
-
-    def min_cluster_size(self, rows: int) -> int:
-        """Scale the minimum segment size with the data (the seed used 400 on 5,000 rows)."""
-        return max(self.hdbscan_min_cluster_floor, int(round(self.hdbscan_min_cluster_share * rows)))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,83 +87,109 @@ class Placement:
         return int(self.reassigned.sum())
 
 
-Progress = Callable[[str], None]
+@dataclass
+class PlacementCounters:
+    """How placements were answered since the model was loaded or last told to ``forget``."""
+
+    keys_encoded: int = 0
+    rows_through_reducer: int = 0
 
 
 class SegmentationModel:
-    """Fitted encoder, scaler, UMAP and HDBSCAN plus the key → segment table."""
+    """Fitted encoder, scaler, reducer and clusterer plus the key → segment table."""
 
-    def __init__(self, params: SegmentationParams | None = None) -> None:
+    def __init__(self, params: SegmentationParams | None = None, reducer: Reducer | None = None,
+                 clusterer: Clusterer | None = None) -> None:
         self.params = params or SegmentationParams()
+        self.reducer = reducer if reducer is not None else ExactNeighbourUMAP(random_state=self.params.random_state)
+        self.clusterer = clusterer if clusterer is not None else ShareScaledHDBSCAN()
         self._lock = threading.Lock()
         self.forget()
 
     def forget(self) -> None:
-        """Drop what placement remembered about keys outside the fitted tables."""
-        #: feature row -> answer computed through UMAP.transform + approximate_predict
-        self._remembered: dict[bytes, tuple[int, float, bool]] = {}
+        """Drop what placement remembered about keys outside the fitted tables, and zero the counters."""
+        #: feature row -> answer computed through the reducer and clusterer
+        self._remembered: dict[bytes, Answer] = {}
         #: placement key -> answer, so a repeated key outside ``key_table_`` skips the encoder too
-        self._answered: dict[tuple, tuple[int, float, bool]] = {}
+        self._answered: dict[tuple, Answer] = {}
+        self.counters = PlacementCounters()
+
+    # -- saving --------------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the lock and what placement remembered (rebuilt on load)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_remembered", "_answered", "counters")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self.forget()
+
+    def save(self, folder: Path) -> list[str]:
+        """Write the fitted stages and the placement state into ``folder``; returns the file names."""
+        for name, attribute in STAGE_FILES.items():
+            joblib.dump(getattr(self, attribute), folder / name)
+        joblib.dump({name: getattr(self, name) for name in SERVING_STATE}, folder / STATE_FILE)
+        return [*STAGE_FILES, STATE_FILE]
+
+    @classmethod
+    def load(cls, folder: Path) -> SegmentationModel:
+        """The model ``save`` wrote, ready to place rows (fit-time-only attributes are not kept)."""
+        cache_umap_kernels()
+        state = joblib.load(folder / STATE_FILE)
+        stages = {attribute: joblib.load(folder / name) for name, attribute in STAGE_FILES.items()}
+        model = cls(state["params"], reducer=stages["reducer_"], clusterer=stages["clusterer_"])
+        model.__dict__.update({**state, **stages})
+        return model
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, customers: pd.DataFrame, progress: Progress | None = None) -> SegmentationModel:
         """Fit every stage on canonical customer rows; sets ``labels_`` for the training rows."""
-        from portal.hdbscan_prediction import LabelledHDBSCAN
-
         cache_umap_kernels()
-
         say = progress or (lambda message: log.info("%s", message))
         p = self.params
-        if len(customers) < max(50, 2 * p.hdbscan_min_cluster_floor):
+        floor = max(50, 2 * getattr(self.clusterer, "min_cluster_floor", 25))
+        if len(customers) < floor:
             raise TrainingError(f"{len(customers)} usable customers is too few to find segments; need at least "
-                                f"{max(50, 2 * p.hdbscan_min_cluster_floor)}.")
+                                f"{floor}.")
         keys = placement_keys(customers)
         months = keys["join_year"] * 12 + keys["join_month"] - 1
         self.reference_month_ = int(months.max())
         self.max_tenure_ = int(self.reference_month_ - months.min())
-        self.defaults_ = {column: keys[column].mode().iloc[0] for column in KEY_COLUMNS}
-        self.defaults_ = {k: (int(v) if k.startswith("join_") else str(v)) for k, v in self.defaults_.items()}
+        modes = {column: keys[column].mode().iloc[0] for column in KEY_COLUMNS}
+        self.defaults_ = {k: (int(v) if k.startswith("join_") else str(v)) for k, v in modes.items()}
         self.locations_ = sorted(set(keys["location"].astype(str)))
         frame = feature_frame(keys, self.reference_month_, self.max_tenure_)
         rng = np.random.default_rng(p.random_state)
         fit_rows = np.arange(len(frame))
-        if len(frame) > p.umap_max_fit_rows:
-            fit_rows = np.sort(rng.choice(len(frame), size=p.umap_max_fit_rows, replace=False))
+        if len(frame) > p.max_fit_rows:
+            fit_rows = np.sort(rng.choice(len(frame), size=p.max_fit_rows, replace=False))
         say("encoding features")
         # Every stage is fitted on the same sample. With the encoder fitted on all rows of a large file and
         # UMAP on the sample, the planted groups fragmented (50k rows: ARI 0.45 with 20% noise, against
         # 0.90 and 0% with the encoder fitted on the sample).
         self.encoder_, self.scaler_ = fit_encoder_and_scaler(frame.iloc[fit_rows], p.weights)
-        X = self.scaler_.transform(self.encoder_.transform(frame))
+        X = self._scaled(frame)
 
-        say(f"fitting UMAP on {len(fit_rows)} of {len(X)} rows")
+        say(f"fitting the reducer on {len(fit_rows)} of {len(X)} rows")
         started = time.perf_counter()
-        self.umap_, embedding_fit = umap_with_exact_neighbours(
-            X[fit_rows], n_neighbors=min(p.umap_n_neighbors, len(fit_rows) - 1), min_dist=p.umap_min_dist,
-            n_components=p.umap_n_components, metric=p.umap_metric, random_state=p.random_state,
-            n_epochs=p.umap_n_epochs, negative_sample_rate=p.umap_negative_sample_rate)
+        self.reducer_ = clone(self.reducer)
+        embedding_fit = self.reducer_.fit_transform(X[fit_rows])
         self.timings_ = {"umap_fit_s": round(time.perf_counter() - started, 2)}
 
-        min_cluster = p.min_cluster_size(len(fit_rows))
-        say(f"fitting HDBSCAN (min_cluster_size={min_cluster})")
+        say("fitting the clusterer")
         started = time.perf_counter()
-        min_samples = min(p.hdbscan_min_samples, min_cluster)
-        self.hdbscan_ = LabelledHDBSCAN(min_cluster_size=min_cluster, min_samples=min_samples,
-                                        cluster_selection_method=p.hdbscan_selection,
-                                        prediction_data=True).fit(embedding_fit)
+        self.clusterer_ = clone(self.clusterer).fit(embedding_fit)
         self.timings_["hdbscan_fit_s"] = round(time.perf_counter() - started, 2)
-        labels_fit = self.hdbscan_.labels_
-        segments = sorted(set(labels_fit.tolist()) - {-1})
-        if len(segments) < 1:
+        labels_fit = self.clusterer_.labels_
+        self.cluster_ids_ = list(self.clusterer_.cluster_ids_)
+        if not self.cluster_ids_:
             raise TrainingError("HDBSCAN found no segment in this data (everything is noise).")
-        self.cluster_ids_ = segments
 
-        strengths_fit = self.hdbscan_.probabilities_
-        soft_fit = self._soft_assign_training(len(fit_rows))
+        strengths_fit = self.clusterer_.probabilities_
         self.embedding_sample_ = embedding_fit[: min(len(embedding_fit), 5000)]
         self.embedding_sample_labels_ = labels_fit[: len(self.embedding_sample_)]
         self.noise_share_ = float(np.mean(labels_fit == -1))
-        self.table_ = self._build_table(X[fit_rows], labels_fit, strengths_fit, soft_fit)
+        self.table_ = self._build_table(X[fit_rows], labels_fit, strengths_fit, self._soft_assign_training())
         started = time.perf_counter()
         domain = self._precompute_domain(keys)
         self.key_table_ = self._answers_for_keys(pd.concat([keys, domain], ignore_index=True).drop_duplicates())
@@ -186,21 +208,18 @@ class SegmentationModel:
         self.fitted_labels_ = labels_fit
         return self
 
-    def _soft_assign_training(self, rows: int) -> np.ndarray:
+    def _soft_assign_training(self) -> np.ndarray:
         """Most likely segment of every training row, noise included (soft clustering)."""
-        import hdbscan
-
-        if rows == 0:
-            return np.zeros(0, dtype=int)
-        vectors = np.atleast_2d(hdbscan.all_points_membership_vectors(self.hdbscan_))
-        return np.asarray(self.cluster_ids_)[vectors.argmax(axis=1)] if vectors.shape[1] else \
-            np.full(rows, self.cluster_ids_[0])
+        vectors = self.clusterer_.training_membership()
+        if vectors.shape[1] == 0:
+            return np.full(len(self.clusterer_.labels_), self.cluster_ids_[0])
+        return np.asarray(self.cluster_ids_)[vectors.argmax(axis=1)]
 
     def _build_table(self, X: np.ndarray, labels: np.ndarray, strengths: np.ndarray,
-                     soft: np.ndarray) -> dict[bytes, tuple[int, float, bool]]:
+                     soft: np.ndarray) -> dict[bytes, Answer]:
         """Feature row → (segment, confidence, reassigned) from the fitted labels (majority per row)."""
         frame = pd.DataFrame({"row": _row_keys(X), "label": labels, "strength": strengths, "soft": soft})
-        table: dict[bytes, tuple[int, float, bool]] = {}
+        table: dict[bytes, Answer] = {}
         for row, group in frame.groupby("row", sort=False):
             clustered = group[group["label"] >= 0]
             if len(clustered) * 2 >= len(group) and len(clustered):
@@ -219,7 +238,7 @@ class SegmentationModel:
         genders = sorted(set(keys["gender"]) | {"Unknown"})
         months = np.arange(self.reference_month_ - self.max_tenure_, self.reference_month_ + 1)
         size = len(locations) * len(genders) * len(TIER_ORDER) * len(months)
-        if size > MAX_DOMAIN_ROWS:
+        if size > self.params.max_domain_rows:
             log.info("placement domain of %d rows is too large to precompute; new rows are placed on demand", size)
             return keys.iloc[:0]
         grid = pd.MultiIndex.from_product([locations, genders, list(TIER_ORDER), months],
@@ -227,9 +246,8 @@ class SegmentationModel:
         domain = grid.to_frame(index=False).assign(join_year=lambda f: f["m"] // 12,
                                                    join_month=lambda f: f["m"] % 12 + 1)[list(KEY_COLUMNS)]
         X = self._vectors(domain)
-        rows = _row_keys(X)
-        new = {}
-        for i, row in enumerate(rows):
+        new: dict[bytes, int] = {}
+        for i, row in enumerate(_row_keys(X)):
             if row not in self.table_ and row not in new:
                 new[row] = i
         if new:
@@ -248,11 +266,11 @@ class SegmentationModel:
         return self.place_keys(placement_keys(customers))
 
     def place_keys(self, keys: pd.DataFrame) -> Placement:
+        """``place`` for rows already reduced to placement keys."""
         if keys.empty:
             return Placement(np.zeros(0, int), np.zeros(0), np.zeros(0, bool))
         codes, uniques = pd.MultiIndex.from_frame(keys[list(KEY_COLUMNS)]).factorize()
-        answers: list[tuple[int, float, bool] | None] = [self.key_table_.get(k) or self._answered.get(k)
-                                                         for k in uniques]
+        answers: list[Answer | None] = [self.key_table_.get(k) or self._answered.get(k) for k in uniques]
         missing = [i for i, a in enumerate(answers) if a is None]
         if missing:
             unknown = uniques[missing].to_frame(index=False, name=list(KEY_COLUMNS))
@@ -263,19 +281,24 @@ class SegmentationModel:
                 self._answered.update(computed)
             for i, answer in zip(missing, computed.values()):
                 answers[i] = answer
-        label_of = np.array([a[0] for a in answers])
-        conf_of = np.array([a[1] for a in answers])
-        flag_of = np.array([a[2] for a in answers])
+        resolved = cast(list[Answer], answers)
+        label_of = np.array([a[0] for a in resolved])
+        conf_of = np.array([a[1] for a in resolved])
+        flag_of = np.array([a[2] for a in resolved])
         return Placement(label_of[codes], conf_of[codes], flag_of[codes])
 
-    def _answers_for_keys(self, keys: pd.DataFrame) -> dict[tuple, tuple[int, float, bool]]:
+    def place_through_reducer(self, keys: pd.DataFrame) -> list[Answer]:
+        """The reference path, ignoring every table: reducer ``transform`` + clusterer prediction."""
+        return self._place_vectors(self._vectors(keys))
+
+    def _answers_for_keys(self, keys: pd.DataFrame) -> dict[tuple, Answer]:
         """Key → answer through the feature-row table; rows it lacks take the full path once."""
         keys = keys.drop_duplicates()
         rows = _row_keys(self._vectors(keys))
         answers = [self.table_.get(r) or self._remembered.get(r) for r in rows]
         missing = [i for i, a in enumerate(answers) if a is None]
         if missing:
-            computed = self._place_unseen(keys.iloc[missing])
+            computed = self.place_through_reducer(keys.iloc[missing])
             with self._lock:
                 if len(self._remembered) > MAX_REMEMBERED_KEYS:
                     self._remembered.clear()
@@ -284,30 +307,28 @@ class SegmentationModel:
                     self._remembered[rows[i]] = answer
         return dict(zip(map(tuple, keys.itertuples(index=False, name=None)), answers))
 
+    def _scaled(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.ascontiguousarray(self.scaler_.transform(self.encoder_.transform(frame)), dtype=np.float32)
+
     def _vectors(self, keys: pd.DataFrame) -> np.ndarray:
         """Model-ready feature rows for placement keys (encoder → scaler)."""
-        frame = feature_frame(keys, self.reference_month_, self.max_tenure_)
-        return np.ascontiguousarray(self.scaler_.transform(self.encoder_.transform(frame)))
+        self.counters.keys_encoded += len(keys)
+        return self._scaled(feature_frame(keys, self.reference_month_, self.max_tenure_))
 
-    def _place_unseen(self, keys: pd.DataFrame) -> list[tuple[int, float, bool]]:
-        """Full path for keys the table does not know: transform + approximate_predict."""
-        return self._place_vectors(self._vectors(keys))
-
-    def _place_vectors(self, X: np.ndarray, batch: int = 5000) -> list[tuple[int, float, bool]]:
-        out: list[tuple[int, float, bool]] = []
+    def _place_vectors(self, X: np.ndarray, batch: int = 5000) -> list[Answer]:
+        out: list[Answer] = []
         with NUMBA_LOCK:
+            self.counters.rows_through_reducer += len(X)
             for start in range(0, len(X), batch):
                 out.extend(self._place_batch(X[start:start + batch]))
         return out
 
-    def _place_batch(self, X: np.ndarray) -> list[tuple[int, float, bool]]:
-        import hdbscan
-
-        embedded = self.umap_.transform(X)
-        labels, strengths = hdbscan.approximate_predict(self.hdbscan_, embedded)
+    def _place_batch(self, X: np.ndarray) -> list[Answer]:
+        embedded = self.reducer_.transform(X)
+        labels, strengths = self.clusterer_.predict_with_strength(embedded)
         noise = labels < 0
         if noise.any():
-            vectors = np.atleast_2d(hdbscan.membership_vector(self.hdbscan_, embedded[noise]))
+            vectors = self.clusterer_.membership(embedded[noise])
             labels = labels.copy()
             labels[noise] = np.asarray(self.cluster_ids_)[vectors.argmax(axis=1)]
             strengths = strengths.copy()
@@ -317,8 +338,8 @@ class SegmentationModel:
     def warm_up(self) -> float:
         """Compile numba's transform path now, so the first real request does not pay for it."""
         started = time.perf_counter()
-        probe = pd.DataFrame([("Warm-up Town", "Unknown", "Silver", 2000, 1)], columns=KEY_COLUMNS)
-        self._place_unseen(probe)
+        probe = pd.DataFrame([("Warm-up Town", "Unknown", "Silver", 2000, 1)], columns=list(KEY_COLUMNS))
+        self.place_through_reducer(probe)
         return time.perf_counter() - started
 
 
@@ -328,26 +349,4 @@ def _row_keys(X: np.ndarray) -> list[bytes]:
     return [row.tobytes() for row in X]
 
 
-def metrics_of(model: SegmentationModel, sample: int = 2000) -> dict[str, Any]:
-    """Cluster count, noise share, DBCV and silhouette (in the embedding, on a sample)."""
-    from hdbscan.validity import validity_index
-    from sklearn.metrics import silhouette_score
-
-    embedding = model.embedding_sample_
-    labels = model.embedding_sample_labels_
-    rng = np.random.default_rng(0)
-    idx = rng.choice(len(embedding), size=min(sample, len(embedding)), replace=False)
-    emb, lab = embedding[idx].astype(np.float64), labels[idx]
-    clustered = lab >= 0
-    out: dict[str, Any] = {"clusters": len(model.cluster_ids_), "noise_share": round(model.noise_share_, 4),
-                           "dbcv": None, "silhouette": None}
-    if len(set(lab[clustered])) >= 2:
-        out["silhouette"] = round(float(silhouette_score(emb[clustered], lab[clustered])), 4)
-        try:
-            out["dbcv"] = round(float(validity_index(emb, lab)), 4)
-        except (ValueError, ZeroDivisionError, FloatingPointError) as exc:
-            log.warning("DBCV could not be computed: %s", exc)
-    return out
-
-
-__all__ = ["Placement", "SegmentationModel", "SegmentationParams", "metrics_of"]
+__all__ = ["Placement", "PlacementCounters", "SegmentationModel", "SegmentationParams"]

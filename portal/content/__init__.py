@@ -1,0 +1,1 @@
+"""Content generation: persona + campaign → prompt → provider (OpenAI or offline) → checked variants."""

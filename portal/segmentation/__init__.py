@@ -1,0 +1,1 @@
+"""Segmentation: customer rows → features → UMAP → HDBSCAN → segments and personas, and model releases."""

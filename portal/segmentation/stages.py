@@ -1,0 +1,130 @@
+"""The reducer and clusterer stages, each a scikit-learn estimator that ``SegmentationModel`` takes as a
+plug-in (as BERTopic takes ``umap_model=`` and ``hdbscan_model=``).
+
+Any object with the same methods fits: a reducer has ``fit_transform``/``transform``; a clusterer has
+``fit`` (setting ``labels_``, ``probabilities_`` and ``cluster_ids_``), ``predict_with_strength``,
+``membership`` and ``training_membership``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from portal.segmentation.library_workarounds.hdbscan_prediction import LabelledHDBSCAN
+from portal.segmentation.library_workarounds.neighbours import umap_with_exact_neighbours
+
+
+class Reducer(Protocol):
+    def fit_transform(self, X: np.ndarray, y: Any = None) -> np.ndarray: ...
+
+    def transform(self, X: np.ndarray) -> np.ndarray: ...
+
+
+class Clusterer(Protocol):
+    labels_: np.ndarray
+    probabilities_: np.ndarray
+    cluster_ids_: list[int]
+
+    def fit(self, X: np.ndarray, y: Any = None) -> Clusterer: ...
+
+    def predict_with_strength(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def membership(self, X: np.ndarray) -> np.ndarray: ...
+
+    def training_membership(self) -> np.ndarray: ...
+
+
+class ExactNeighbourUMAP(TransformerMixin, BaseEstimator):
+    """UMAP on an exact neighbour graph (see ``library_workarounds.neighbours``), euclidean only.
+
+    300 layout epochs with 3 negative samples (UMAP's defaults are 500 and 5) halve the fit time at
+    equal or better planted-group recovery on the files measured (``make bench``).
+    """
+
+    def __init__(self, n_neighbors: int = 200, min_dist: float = 0.0, n_components: int = 5,
+                 n_epochs: int | None = 300, negative_sample_rate: int = 3, random_state: int = 42) -> None:
+        self.n_neighbors = n_neighbors
+        self.min_dist = min_dist
+        self.n_components = n_components
+        self.n_epochs = n_epochs
+        self.negative_sample_rate = negative_sample_rate
+        self.random_state = random_state
+
+    def fit_transform(self, X: np.ndarray, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """Fit on X and return its embedding (UMAP's own, not a second transform of X)."""
+        self.umap_, embedding = umap_with_exact_neighbours(
+            X, n_neighbors=min(self.n_neighbors, len(X) - 1), min_dist=self.min_dist,
+            n_components=self.n_components, metric="euclidean", random_state=self.random_state,
+            n_epochs=self.n_epochs, negative_sample_rate=self.negative_sample_rate)
+        return np.asarray(embedding)
+
+    def fit(self, X: np.ndarray, y: Any = None) -> ExactNeighbourUMAP:
+        self.fit_transform(X)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "umap_")
+        return np.asarray(self.umap_.transform(X))
+
+
+class ShareScaledHDBSCAN(ClusterMixin, BaseEstimator):
+    """HDBSCAN whose minimum segment is a share of the rows it is fitted on, able to place new points.
+
+    The seed used 400 of 5,000 rows; a share keeps that meaning at any size. The density smoothing
+    (``min_samples``) scales the same way: a fixed 50 (1% of a 5,000-row fit) merged two planted groups
+    of a 1,500-row file (ARI 0.75 → 0.93 at 1%) and of a 1,000-row one (0.83 → 0.94), and changed
+    nothing on the 2,500-row, three-unbalanced or other 1,500-row files measured; fits of 5,000 rows
+    are unchanged. The ``hdbscan`` package is kept because scikit-learn's own HDBSCAN cannot place new
+    points.
+    """
+
+    def __init__(self, min_cluster_share: float = 0.08, min_cluster_floor: int = 50,
+                 min_samples_share: float = 0.01, min_samples_floor: int = 10,
+                 cluster_selection_method: str = "eom") -> None:
+        self.min_cluster_share = min_cluster_share
+        self.min_cluster_floor = min_cluster_floor
+        self.min_samples_share = min_samples_share
+        self.min_samples_floor = min_samples_floor
+        self.cluster_selection_method = cluster_selection_method
+
+    def min_cluster_size(self, rows: int) -> int:
+        return max(self.min_cluster_floor, int(round(self.min_cluster_share * rows)))
+
+    def min_samples(self, rows: int) -> int:
+        return min(self.min_cluster_size(rows), max(self.min_samples_floor, int(round(self.min_samples_share * rows))))
+
+    def fit(self, X: np.ndarray, y: Any = None) -> ShareScaledHDBSCAN:
+        min_cluster = self.min_cluster_size(len(X))
+        self.hdbscan_ = LabelledHDBSCAN(min_cluster_size=min_cluster, min_samples=self.min_samples(len(X)),
+                                        cluster_selection_method=self.cluster_selection_method,
+                                        prediction_data=True).fit(X)
+        self.labels_ = self.hdbscan_.labels_
+        self.probabilities_ = self.hdbscan_.probabilities_
+        self.cluster_ids_ = sorted(set(self.labels_.tolist()) - {-1})
+        return self
+
+    def predict_with_strength(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Segment (-1 for noise) and membership strength of new points, without refitting."""
+        import hdbscan
+
+        check_is_fitted(self, "hdbscan_")
+        labels, strengths = hdbscan.approximate_predict(self.hdbscan_, X)
+        return np.asarray(labels), np.asarray(strengths)
+
+    def membership(self, X: np.ndarray) -> np.ndarray:
+        """Soft membership of new points in each segment (columns in ``cluster_ids_`` order)."""
+        import hdbscan
+
+        check_is_fitted(self, "hdbscan_")
+        return np.atleast_2d(hdbscan.membership_vector(self.hdbscan_, X))
+
+    def training_membership(self) -> np.ndarray:
+        """Soft membership of every fitted point, noise included."""
+        import hdbscan
+
+        check_is_fitted(self, "hdbscan_")
+        return np.atleast_2d(hdbscan.all_points_membership_vectors(self.hdbscan_))
