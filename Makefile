@@ -10,7 +10,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export NUMBA_THREADING_LAYER ?= workqueue
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test train model bench lint install clean-model
+.PHONY: run test test-fast train model bench lint install clean-model
 
 install: $(STAMP)
 
@@ -30,6 +30,10 @@ run: model
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Day-to-day: everything but the `slow` marker (real gunicorn, subprocess fits). CI runs `make test`.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
 train: $(STAMP)
 	$(VENV)/bin/flask --app app train $(if $(DATA),--data "$(DATA)",)
 
@@ -38,3 +42,4 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy

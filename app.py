@@ -51,7 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
                   validation_error_callback=validation_error_response, validation_error_status=422)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes,
                       TESTING=settings.flask_env == "testing", DEBUG=settings.flask_debug)
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's setting
     CORS(app, origins=settings.allow_origins, methods=["GET", "POST", "OPTIONS"], expose_headers=["X-Request-ID"])
 
     models = ModelHolder(settings.model_dir, settings.model_reload_interval_s, settings.personas_file)

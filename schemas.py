@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
+from http import HTTPStatus
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -383,8 +384,9 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
-ERROR_RESPONSES: dict[int, type[BaseModel]] = {code: ErrorEnvelope for code in
-                                                (400, 404, 405, 413, 415, 422, 429, 500, 503)}
+ResponseSpec = type[BaseModel] | dict[Any, Any] | None
+ERROR_RESPONSES: dict[str | int | HTTPStatus, ResponseSpec] = {
+    code: ErrorEnvelope for code in (400, 404, 405, 413, 415, 422, 429, 500, 503)}
 
 
 class Check(BaseModel):

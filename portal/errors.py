@@ -133,7 +133,7 @@ def register_error_handlers(app: Flask) -> None:
         status = exc.code or 500
         messages = {
             404: "No such endpoint. See /docs for the API.",
-            405: f"Method not allowed here; allowed: {', '.join(sorted(exc.valid_methods or []))}."
+            405: f"Method not allowed here; allowed: {', '.join(sorted(getattr(exc, 'valid_methods', None) or []))}."
             if getattr(exc, "valid_methods", None) else "Method not allowed on this endpoint.",
             413: f"The upload is larger than MAX_UPLOAD_MB ({app.config['MAX_CONTENT_LENGTH'] // 2**20} MB); "
                  "split the file or ask an operator to raise the limit.",

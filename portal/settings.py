@@ -7,7 +7,7 @@ files keep working. A bad value stops start-up with one line naming the variable
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         return self.max_upload_mb * 1024 * 1024
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read settings, turning a validation failure into one line that names the variable."""
     try:
         return Settings(**overrides)

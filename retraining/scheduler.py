@@ -104,7 +104,7 @@ def launch_retraining(settings: Settings) -> int:
     while the child is still importing gets 409 instead of starting a duplicate run.
     """
     lock = run_lock(settings.production_models_dir)
-    if not lock.acquire():
+    if not lock.acquire() or lock.fd is None:
         raise Conflict("A retraining run is already in progress; follow it at GET /admin/retrain/status.")
     try:
         write_status(settings.production_models_dir, {"state": RUNNING, "stage": "starting"})

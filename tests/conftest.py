@@ -65,16 +65,27 @@ def make_settings_overrides(workspace: dict[str, Path], **extra: Any) -> dict[st
     }
 
 
+@pytest.fixture(scope="session")
+def loaded_release(trained_release: Path):
+    """The session's release loaded and warmed up once; apps whose live copy verifies serve it."""
+    from portal.serving.live_model import load_release
+
+    return load_release(trained_release)
+
+
 @pytest.fixture
-def make_app(workspace: dict[str, Path]):
-    """Build an app on the test's workspace with optional setting overrides; its model is loaded."""
+def make_app(workspace: dict[str, Path], loaded_release):
+    """Build an app on the test's workspace with optional setting overrides; its model is loaded (the
+    session's loaded release when the workspace's live copy verifies as that release, else from disk)."""
     from app import create_app
 
     built = []
 
     def build(**extra: Any):
         app = create_app(make_settings_overrides(workspace, **extra))
-        app.extensions["portal"].models.reload_if_changed()
+        models = app.extensions["portal"].models
+        if not models.serve_loaded(loaded_release):
+            models.reload_if_changed()
         built.append(app)
         return app
 

@@ -178,8 +178,8 @@ class _Audience:
 
 
 def _audience(brief: dict[str, Any]) -> _Audience:
-    tiers = brief.get("tier_mix") or {}
-    tier = max(tiers, key=tiers.get) if tiers else None
+    tiers: dict[str, float] = brief.get("tier_mix") or {}
+    tier = max(tiers, key=lambda name: tiers[name]) if tiers else None
     tier = tier if tier and tiers[tier] >= 0.4 else None
     months = brief.get("median_tenure_months")
     loyal = isinstance(months, int) and months >= 36
@@ -197,7 +197,7 @@ def _audience(brief: dict[str, Any]) -> _Audience:
         if ranked and (ranked[0].get("share") or 0) >= threshold:
             place = ranked[0]["value"]
             break
-    tenure = f" for {months // 12} years and counting" if loyal else ""
+    tenure = f" for {months // 12} years and counting" if loyal and isinstance(months, int) else ""
     return _Audience(who, place, tenure, tuple(brief.get("content_angles") or ()))
 
 
@@ -269,9 +269,11 @@ def _hashtags(campaign: CampaignInputs, audience: _Audience, brand_name: str | N
         tags.append(as_hashtag(" ".join(campaign.product.split()[:3])))
     tags += pool
     tags.append("#Singapore" if audience.place else "#MemberPerks")
-    seen: set[str] = set()
-    unique = [t for t in tags if t and len(t) <= 30 and not (t.lower() in seen or seen.add(t.lower()))]
-    return unique[:count]
+    unique: dict[str, str] = {}  # lower-case -> first spelling
+    for tag in tags:
+        if tag and len(tag) <= 30:
+            unique.setdefault(tag.lower(), tag)
+    return list(unique.values())[:count]
 
 
 def _strip_avoided(text: str, brand: BrandProfile | None) -> str:
@@ -337,7 +339,7 @@ def write_variant(brief: dict[str, Any], campaign: CampaignInputs, prefs: Conten
                                          _sentence(cta), tagline]))
 
     headline = hook
-    if platform == "Email" and offer and len(campaign.offer or "") <= 45:
+    if platform == "Email" and offer and campaign.offer and len(campaign.offer) <= 45:
         headline = pick("subject", (f"{_cap(campaign.offer.rstrip('.'))} for {values['who']}", hook))
     elif platform == "Website":
         headline = pick("heading", (f"{values['Product']}{values['place_in']}", hook))

@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import numbers
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, AliasPath, BaseModel, BeforeValidator, ConfigDict, Field
 
 from portal.content.brand import BrandProfile
 from portal.content.platforms import PLATFORM_RULES
@@ -86,31 +86,62 @@ def _ranked(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def persona_brief(persona: dict[str, Any]) -> dict[str, Any]:
-    """The aggregate persona fields a prompt may carry; every other key is ignored by construction."""
-    traits = persona.get("traits") if isinstance(persona.get("traits"), dict) else {}
-    tenure, size = _number(traits.get("median_tenure_months")), _number(persona.get("size"))
-    distinguishing = []
-    for item in persona.get("distinguishing_traits") or []:
+def _distinguishing(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        return []
+    out = []
+    for item in value:
         if isinstance(item, dict) and _label(item.get("trait")):
             lift = _number(item.get("lift"))
-            distinguishing.append({"trait": _label(item.get("trait")), "share": _share(item.get("share")),
-                                   "lift": round(lift, 1) if lift is not None else None})
-    brief = {
-        "name": _label(persona.get("name")) or "General audience",
-        "summary": _label(persona.get("summary"), MAX_FREE_TEXT),
-        "size": int(size) if size is not None else None,
-        "share": _share(persona.get("share")),
-        "gender_mix": _mix(traits.get("gender_mix")),
-        "top_locations": _ranked(traits.get("top_locations")),
-        "top_regions": _ranked(traits.get("top_regions")),
-        "tier_mix": _mix(traits.get("tier_mix")),
-        "typical_join_period": _label(traits.get("typical_join_period"), 40),
-        "median_tenure_months": int(tenure) if tenure is not None else None,
-        "distinguishing_traits": distinguishing[:_MAX_LIST],
-        "suggested_tone": _label(persona.get("suggested_tone"), 30),
-        "content_angles": [a for a in (_label(x) for x in (persona.get("content_angles") or [])[:_MAX_LIST]) if a],
-    }
+            out.append({"trait": _label(item.get("trait")), "share": _share(item.get("share")),
+                        "lift": round(lift, 1) if lift is not None else None})
+    return out[:_MAX_LIST]
+
+
+def _whole(value: Any) -> int | None:
+    number = _number(value)
+    return int(number) if number is not None else None
+
+
+def _angles(value: Any) -> list[str]:
+    return [a for a in (_label(x) for x in (value if isinstance(value, list) else [])[:_MAX_LIST]) if a]
+
+
+def _trait(name: str) -> AliasChoices:
+    return AliasChoices(AliasPath("traits", name))
+
+
+class PersonaBrief(BaseModel):
+    """The aggregate persona fields a prompt may carry: every other key is ignored by construction, and a
+    value of the wrong shape is dropped rather than trusted."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: Annotated[str, BeforeValidator(lambda v: _label(v) or "General audience")] = "General audience"
+    summary: Annotated[str, BeforeValidator(lambda v: _label(v, MAX_FREE_TEXT))] = ""
+    size: Annotated[int | None, BeforeValidator(_whole)] = None
+    share: Annotated[float | None, BeforeValidator(_share)] = None
+    gender_mix: Annotated[dict[str, float], BeforeValidator(_mix)] = Field({}, validation_alias=_trait("gender_mix"))
+    top_locations: Annotated[list[dict[str, Any]], BeforeValidator(_ranked)] = Field(
+        [], validation_alias=_trait("top_locations"))
+    top_regions: Annotated[list[dict[str, Any]], BeforeValidator(_ranked)] = Field(
+        [], validation_alias=_trait("top_regions"))
+    tier_mix: Annotated[dict[str, float], BeforeValidator(_mix)] = Field({}, validation_alias=_trait("tier_mix"))
+    typical_join_period: Annotated[str, BeforeValidator(lambda v: _label(v, 40))] = Field(
+        "", validation_alias=_trait("typical_join_period"))
+    median_tenure_months: Annotated[int | None, BeforeValidator(_whole)] = Field(
+        None, validation_alias=_trait("median_tenure_months"))
+    distinguishing_traits: Annotated[list[dict[str, Any]], BeforeValidator(_distinguishing)] = []
+    suggested_tone: Annotated[str, BeforeValidator(lambda v: _label(v, 30))] = ""
+    content_angles: Annotated[list[str], BeforeValidator(_angles)] = []
+
+
+def persona_brief(persona: dict[str, Any]) -> dict[str, Any]:
+    """The brief of a persona as prompt data, empty fields left out to save tokens."""
+    persona = persona if isinstance(persona, dict) else {}
+    if not isinstance(persona.get("traits"), dict):
+        persona = {**persona, "traits": {}}
+    brief = PersonaBrief.model_validate(persona).model_dump()
     return {k: v for k, v in brief.items() if v not in (None, "", [], {})}
 
 

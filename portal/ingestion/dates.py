@@ -72,7 +72,7 @@ def _parse_unique_date_strings(text: pd.Series) -> pd.Series:
         out[serial] = _from_serial(pd.to_numeric(text[serial], errors="coerce"))
     day = text.str.replace(_TIME_SUFFIX.pattern, "", regex=True).str.strip()
     month_first = _looks_month_first(day)
-    formats = _STRING_DATE_FORMATS
+    formats: tuple[str, ...] = _STRING_DATE_FORMATS
     if month_first:
         log.info("joining dates look month-first; reading ambiguous numeric dates month-first")
         formats = tuple(f.replace("%d/%m", "%m/%d").replace("%d-%m", "%m-%d").replace("%d.%m", "%m.%d")

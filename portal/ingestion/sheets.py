@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -84,7 +85,7 @@ def read_errors(file_format: str, size: int) -> Iterator[None]:
 
 def with_own_headers(raw: pd.DataFrame, header: Header) -> pd.DataFrame:
     """The rows under the header with the file's own column names, plus source_row."""
-    labels = {}
+    labels: dict[object, str] = {}
     for pos, name in enumerate(raw.columns):
         label = header.labels.get(pos)
         label = str(label).strip() if label is not None and str(label).strip() else f"Column {pos + 1}"
@@ -96,7 +97,7 @@ def with_own_headers(raw: pd.DataFrame, header: Header) -> pd.DataFrame:
     return frame
 
 
-_Grid = list[list[object]] | pd.DataFrame
+_Grid: TypeAlias = list[list[object]] | pd.DataFrame
 
 
 def _head(grid: _Grid) -> list[list[object]]:

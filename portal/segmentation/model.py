@@ -156,7 +156,7 @@ class SegmentationModel:
         self.reference_month_ = int(months.max())
         self.max_tenure_ = int(self.reference_month_ - months.min())
         modes = {column: keys[column].mode().iloc[0] for column in KEY_COLUMNS}
-        self.defaults_ = {k: (int(v) if k.startswith("join_") else str(v)) for k, v in modes.items()}
+        self.defaults_: dict[str, Any] = {k: (int(v) if k.startswith("join_") else str(v)) for k, v in modes.items()}
         self.locations_ = sorted(set(keys["location"].astype(str)))
         frame = feature_frame(keys, self.reference_month_, self.max_tenure_)
         rng = np.random.default_rng(p.random_state)
@@ -305,7 +305,7 @@ class SegmentationModel:
                 for i, answer in zip(missing, computed):
                     answers[i] = answer
                     self._remembered[rows[i]] = answer
-        return dict(zip(map(tuple, keys.itertuples(index=False, name=None)), answers))
+        return dict(zip(map(tuple, keys.itertuples(index=False, name=None)), cast(list[Answer], answers)))
 
     def _scaled(self, frame: pd.DataFrame) -> np.ndarray:
         return np.ascontiguousarray(self.scaler_.transform(self.encoder_.transform(frame)), dtype=np.float32)

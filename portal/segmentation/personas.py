@@ -135,7 +135,7 @@ def build_personas(customers: pd.DataFrame, labels: np.ndarray) -> tuple[dict[in
         distinguishing = _distinguishing(seg, traits)
         top_locations = _rounded(_shares(seg["Location"]), TOP_N)
         period = _join_period(pd.to_numeric(seg["Join year"]))
-        top_tier = max(tier_mix, key=tier_mix.get)
+        top_tier = max(tier_mix, key=lambda tier: tier_mix[tier])
         summary = (f"{int(mask.sum()):,} customers ({mask.mean():.0%} of the base), mostly {top_tier} members "
                    f"from {', '.join(t['value'] for t in top_locations[:2])}, who joined around {period}"
                    f" (median tenure {median_tenure / 12:.1f} years).")

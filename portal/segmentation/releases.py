@@ -198,7 +198,7 @@ class ReleaseInfo:
 def list_releases(production_dir: Path, model_dir: Path) -> list[ReleaseInfo]:
     """Every complete release, newest first."""
     live = live_release_dir(model_dir)
-    out = []
+    out: list[ReleaseInfo] = []
     if not production_dir.is_dir():
         return out
     for folder in sorted(production_dir.iterdir(), reverse=True):

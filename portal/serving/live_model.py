@@ -172,6 +172,25 @@ class ModelHolder:
                      f", replacing {previous.version}" if previous else "")
             return True
 
+    def serve_loaded(self, release: LiveRelease) -> bool:
+        """Serve a release already loaded in this process when the pointer names a verified copy of it
+        (same version and checksums), instead of unpickling it again; False, and nothing changed, otherwise."""
+        with self._load_lock:
+            target = releases.live_release_dir(self.model_dir)
+            if target is None:
+                return False
+            try:
+                manifest = releases.verify_release(target)
+            except ReleaseError:
+                return False
+            if manifest.get("version") != release.version or manifest.get("files") != release.manifest.get("files"):
+                return False
+            if self.persona_path is not None and Path(self.persona_path).is_file() and \
+                    target.resolve() not in Path(self.persona_path).resolve().parents:
+                return False  # its overrides would edit the shared copy
+            self._pointer, self._release, self._error = target, release, None
+            return True
+
     def _run(self) -> None:
         try:
             self.reload_if_changed()

@@ -11,6 +11,7 @@ index answers ``UMAP.transform``'s neighbour queries.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ class ExactNeighbourIndex:
         return indices, distances
 
 
-def umap_with_exact_neighbours(X: np.ndarray, **umap_params: object) -> tuple[object, np.ndarray]:
+def umap_with_exact_neighbours(X: np.ndarray, **umap_params: Any) -> tuple[Any, np.ndarray]:
     """Fit ``umap.UMAP(**umap_params)`` on X with an exact neighbour graph; returns (model, embedding)."""
     import umap
 
@@ -99,7 +100,7 @@ def umap_with_exact_neighbours(X: np.ndarray, **umap_params: object) -> tuple[ob
     if metric != "euclidean":
         raise ValueError(f"UMAP metric {metric!r} is not supported: the exact neighbour index is euclidean.")
     index = ExactNeighbourIndex(X)
-    indices, distances = index.neighbour_graph(int(umap_params["n_neighbors"]))
+    indices, distances = index.neighbour_graph(int(str(umap_params["n_neighbors"])))
     model = umap.UMAP(precomputed_knn=(indices, distances, index), **umap_params)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_NOT_NNDESCENT_WARNING)

@@ -47,7 +47,7 @@ def cache_umap_kernels() -> int:
 
     enabled = 0
     for kernel in kernels:
-        if isinstance(kernel._cache, NullCache) and cacheable(kernel):
+        if isinstance(getattr(kernel, "_cache", None), NullCache) and cacheable(kernel):
             try:
                 kernel.enable_caching()
             except RuntimeError as exc:  # no writable cache location
