@@ -15,7 +15,15 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from flask_openapi3 import FileStorage
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from werkzeug.datastructures import FileStorage as WerkzeugFileStorage
 
 # ---------------------------------------------------------------------------------------------
@@ -235,6 +243,9 @@ def business_today() -> date:
     return datetime.now(BUSINESS_TIMEZONE).date()
 
 
+_AUDIENCE_CHOICES = {"gender": (normalise_gender, GENDERS), "loyalty_tier": (normalise_tier, tuple(TIER_ORDER))}
+
+
 class Audience(_Strict):
     """Optional audience traits of the smart form; when given, the pipeline picks the persona.
 
@@ -254,25 +265,17 @@ class Audience(_Strict):
     def _tidy_location(cls, value: str | None) -> str | None:
         return normalise_location(value)
 
-    @field_validator("gender")
+    @field_validator("gender", "loyalty_tier")
     @classmethod
-    def _known_gender(cls, value: str | None) -> str | None:
+    def _known_choice(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Any spelling uploads accept; otherwise the allowed values are named."""
         if value is None:
             return None
-        gender = normalise_gender(value)
-        if gender is None:
-            raise ValueError(f"gender is not recognised; use one of {', '.join(GENDERS)}")
-        return gender
-
-    @field_validator("loyalty_tier")
-    @classmethod
-    def _known_tier(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        tier = normalise_tier(value)
-        if tier is None:
-            raise ValueError(f"loyalty_tier is not recognised; use one of {', '.join(TIER_ORDER)}")
-        return tier
+        normalise, allowed = _AUDIENCE_CHOICES[str(info.field_name)]
+        canonical = normalise(value)
+        if canonical is None:
+            raise ValueError(f"{info.field_name} is not recognised; use one of {', '.join(allowed)}")
+        return canonical
 
     @model_validator(mode="after")
     def _one_joining_date(self) -> Audience:

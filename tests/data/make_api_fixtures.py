@@ -7,14 +7,11 @@ Run: ``.venv/bin/python tests/data/make_api_fixtures.py``. Reuses the workbook h
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 if __package__:  # imported by the tests
-    from .make_fixtures import HEADER, _xlsx
+    from .make_fixtures import HEADER, _xlsx, write_fixtures
 else:  # run as a script
-    from make_fixtures import HEADER, _xlsx
-
-HERE = Path(__file__).resolve().parent
+    from make_fixtures import HEADER, _xlsx, write_fixtures
 
 #: Personal data on rows that are *accepted*, so any leak into responses, exports' JSON or LLM prompts shows.
 API_PII_VALUES = ("ZX-778812", "Wong Kai Xiang", "kaixiang.wong@example.net", "+65 9001 2345",
@@ -58,11 +55,5 @@ FIXTURES = {
 }
 
 
-def main() -> None:
-    """Write every API fixture next to this script."""
-    for name, make in FIXTURES.items():
-        (HERE / name).write_bytes(make())
-
-
 if __name__ == "__main__":
-    main()
+    write_fixtures(FIXTURES)

@@ -338,11 +338,11 @@ FIXTURES = {
 }
 
 
-def main() -> None:
-    """Write every fixture next to this script."""
-    for name, make in FIXTURES.items():
+def write_fixtures(fixtures: dict) -> None:
+    """Write each fixture next to this script."""
+    for name, make in fixtures.items():
         (HERE / name).write_bytes(make())
 
 
 if __name__ == "__main__":
-    main()
+    write_fixtures(FIXTURES)
