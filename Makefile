@@ -20,9 +20,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@touch $@
 
-# Build the default model from the bundled sample when MODEL_DIR holds no live release.
+# Serve the live release, or the newest one that verifies; train the bundled sample only when there is no
+# release at all (portal/bootstrap.py exits 1), and stop when the company's own releases cannot load (2).
 model: $(STAMP)
-	@$(PY) -m portal.bootstrap || $(VENV)/bin/flask --app app train
+	@$(PY) -m portal.bootstrap; status=$$?; \
+	if [ $$status -eq 1 ]; then $(VENV)/bin/flask --app app train; elif [ $$status -ne 0 ]; then exit $$status; fi
 
 run: model
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py

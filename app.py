@@ -54,7 +54,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's setting
     CORS(app, origins=settings.allow_origins, methods=["GET", "POST", "OPTIONS"], expose_headers=["X-Request-ID"])
 
-    models = ModelHolder(settings.model_dir, settings.model_reload_interval_s, settings.personas_file)
+    models = ModelHolder(settings.model_dir, settings.model_reload_interval_s, settings.personas_file,
+                         settings.production_models_dir)
     services = Services(settings=settings, models=models, content=ContentService(settings),
                         uploads=UploadStore(settings.upload_dir, settings.base_data_dir,
                                             settings.snapshot_salt.get_secret_value()))

@@ -237,7 +237,9 @@ def health(services: Services) -> tuple[dict[str, Any], int]:
         "next_retrain": schedule.get("next_run"),
         "scheduler": schedule.get("role"),
     }
-    if release and services.models.error:
+    if release and services.models.warning:
+        body["warning"] = services.models.warning
+    elif release and services.models.error:
         body["warning"] = f"Still serving {release.version}; a newer release was not loaded: {services.models.error}"
     if not release:
         body["error"] = {"code": "model_unavailable", "message": services.models.error, "details": None}

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from flask import Flask
 
+from portal.errors import PortalError, TrainingError
 from portal.segmentation import releases
 
 
@@ -28,8 +29,11 @@ def register_cli(app: Flask) -> None:
 
         settings = _services(app).settings
         files = list(paths) or [settings.sample_data_path]
-        staging, manifest, _ = train_release(files, settings.production_models_dir,
-                                             progress=lambda m: click.echo(f"  • {m}"))
+        try:
+            staging, manifest, _ = train_release(files, settings.production_models_dir,
+                                                 progress=lambda m: click.echo(f"  • {m}"))
+        except (PortalError, TrainingError) as exc:  # the file cannot be used: one line, exit 1, nothing changed
+            raise click.ClickException(f"{exc} (the live model is unchanged)") from None
         final = releases.publish_release(staging, settings.production_models_dir, manifest["version"])
         if not no_publish:
             releases.set_live(settings.model_dir, final)
@@ -65,7 +69,6 @@ def register_cli(app: Flask) -> None:
     @click.argument("version")
     def model_rollback(version: str) -> None:
         """Make an earlier release live again."""
-        from portal.errors import PortalError
         from retraining.job import rollback
 
         try:

@@ -121,6 +121,61 @@ def test_corrupt_live_release_gives_503_on_health_and_model_routes(workspace, ma
         assert "hdbscan.pkl" in body["error"]["message"]
 
 
+def test_a_damaged_live_release_falls_back_to_the_newest_release_that_verifies(workspace, make_app) -> None:
+    """A company's trained model stays in service when a newer live release is damaged."""
+    earlier = releases.live_release_dir(workspace["model"])
+    broken = copy_release(earlier, workspace["production_models"], "29990101T000000Z-broken")
+    releases.set_live(workspace["model"], broken)
+    (broken / "umap.pkl").write_bytes(b"corrupt")
+    client = make_app().test_client()
+
+    health = client.get("/health")
+    assert health.status_code == 200
+    body = health.get_json()
+    assert body["model_version"] == earlier.name
+    assert broken.name in body["warning"] and "umap.pkl" in body["warning"]
+    assert client.post("/generate-promo", json={**PROMO, "location": "Bedok"}).status_code == 200
+
+
+def _bootstrap_settings(workspace: dict[str, Path], sample: Path):
+    from portal.settings import load_settings
+
+    return load_settings(_env_file=None, model_dir=workspace["model"], sample_data_path=sample,
+                         production_models_dir=workspace["production_models"])
+
+
+def test_make_run_points_at_the_newest_verified_release_instead_of_training_the_sample(workspace) -> None:
+    from portal.bootstrap import SERVE, decide
+
+    earlier = releases.live_release_dir(workspace["model"])
+    broken = copy_release(earlier, workspace["production_models"], "29990101T000000Z-broken")
+    releases.set_live(workspace["model"], broken)
+    (broken / "hdbscan.pkl").write_bytes(b"corrupt")
+
+    assert decide(_bootstrap_settings(workspace, Path("sample.xlsx"))) == SERVE
+    assert releases.live_release_dir(workspace["model"]) == earlier.resolve()
+
+
+@pytest.mark.parametrize(("sources", "expected"), [(["customers.xlsx"], "refuse"), (["sample.xlsx"], "train")])
+def test_make_run_trains_the_sample_only_when_every_release_came_from_it(workspace, sources, expected) -> None:
+    from portal.bootstrap import REFUSE, TRAIN_SAMPLE, decide
+
+    live = releases.live_release_dir(workspace["model"])
+    _edit_manifest(live, lambda manifest: manifest.update(sources=sources))
+    (live / "umap.pkl").write_bytes(b"corrupt")
+
+    outcome = decide(_bootstrap_settings(workspace, Path("sample.xlsx")))
+    assert outcome == {"refuse": REFUSE, "train": TRAIN_SAMPLE}[expected]
+    assert releases.live_release_dir(workspace["model"]) == live.resolve()  # nothing was switched
+
+
+def test_make_run_trains_the_sample_on_a_fresh_machine(tmp_path: Path) -> None:
+    from portal.bootstrap import TRAIN_SAMPLE, decide
+
+    folders = {name: tmp_path / name for name in ("model", "production_models")}
+    assert decide(_bootstrap_settings(folders, tmp_path / "sample.xlsx")) == TRAIN_SAMPLE
+
+
 def test_set_live_is_atomic_and_leaves_the_old_release_untouched(tmp_path: Path, trained_release: Path) -> None:
     production, model_dir = tmp_path / "production_models", tmp_path / "model"
     old = copy_release(trained_release, production, "20250101T000000Z-aaaaaa")

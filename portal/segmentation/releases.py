@@ -214,6 +214,20 @@ def list_releases(production_dir: Path, model_dir: Path) -> list[ReleaseInfo]:
     return out
 
 
+def newest_verified_release(production_dir: Path, model_dir: Path, exclude: Path | None = None) -> Path | None:
+    """The newest release that verifies here (checksums and environment), other than ``exclude``: what serves
+    when the live one is damaged, so a company's own model is never replaced by the bundled sample's."""
+    for info in list_releases(production_dir, model_dir):
+        if exclude is not None and info.path.resolve() == Path(exclude).resolve():
+            continue
+        try:
+            verify_release(info.path)
+        except ReleaseError:
+            continue
+        return info.path
+    return None
+
+
 def clean_stale_staging(production_dir: Path) -> int:
     """Remove temporary folders left by a run that was killed; returns how many."""
     removed = 0

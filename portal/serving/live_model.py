@@ -99,12 +99,15 @@ def apply_persona_overrides(release: LiveRelease, persona_path: Path | None) -> 
 class ModelHolder:
     """Per-process holder of the live release, with a watcher thread for hot reload."""
 
-    def __init__(self, model_dir: Path, poll_interval_s: float = 2.0, persona_path: Path | None = None) -> None:
+    def __init__(self, model_dir: Path, poll_interval_s: float = 2.0, persona_path: Path | None = None,
+                 production_dir: Path | None = None) -> None:
         self.model_dir = Path(model_dir)
+        self.production_dir = Path(production_dir) if production_dir is not None else None
         self.persona_path = persona_path
         self.poll_interval_s = poll_interval_s
         self._release: LiveRelease | None = None
         self._error: str | None = NO_MODEL_HINT
+        self._warning: str | None = None
         self._pointer: Path | None = None
         self._first_load = threading.Event()
         self._load_lock = threading.Lock()
@@ -119,6 +122,11 @@ class ModelHolder:
     @property
     def error(self) -> str | None:
         return self._error
+
+    @property
+    def warning(self) -> str | None:
+        """Why the served release is not the one the live pointer names, when it is not."""
+        return self._warning
 
     def current(self, wait_s: float = 60.0) -> LiveRelease:
         """The live release; waits for the first load, raises ModelUnavailable (503) without one."""
@@ -148,16 +156,23 @@ class ModelHolder:
             self._pointer = target
             first = self._release is None
             started = time.perf_counter()
+            warning = None
             try:
                 release = load_release(target, warm_up=not first)
                 apply_persona_overrides(release, self.persona_path)
             except ReleaseError as exc:
                 self._error = str(exc)
                 log.error("model release not loaded: %s", exc)
-                return False
+                fallback = self._fallback(target) if first else None
+                if fallback is None:
+                    return False
+                release = fallback
+                warning = (f"The live release {target.name} failed verification; serving {release.version}, "
+                           f"the newest release that verifies. {exc}")
+                log.warning("%s", warning)
             previous = self._release
             self._release = release
-            self._error = None
+            self._error, self._warning = None, warning
             if first:
                 try:
                     release.warm_up_s = round(release.model.warm_up(), 3)
@@ -171,6 +186,22 @@ class ModelHolder:
                      release.version, time.perf_counter() - started, release.warm_up_s,
                      f", replacing {previous.version}" if previous else "")
             return True
+
+    def _fallback(self, broken: Path) -> LiveRelease | None:
+        """The newest other release that verifies and loads, so a damaged live release never leaves a worker
+        without a model when an earlier one is intact."""
+        if self.production_dir is None:
+            return None
+        candidate = releases.newest_verified_release(self.production_dir, self.model_dir, exclude=broken)
+        if candidate is None:
+            return None
+        try:
+            release = load_release(candidate, warm_up=False)
+        except ReleaseError as exc:
+            log.error("fallback release %s not loaded: %s", candidate.name, exc)
+            return None
+        apply_persona_overrides(release, self.persona_path)
+        return release
 
     def serve_loaded(self, release: LiveRelease) -> bool:
         """Serve a release already loaded in this process when the pointer names a verified copy of it
@@ -188,7 +219,7 @@ class ModelHolder:
             if self.persona_path is not None and Path(self.persona_path).is_file() and \
                     target.resolve() not in Path(self.persona_path).resolve().parents:
                 return False  # its overrides would edit the shared copy
-            self._pointer, self._release, self._error = target, release, None
+            self._pointer, self._release, self._error, self._warning = target, release, None, None
             return True
 
     def _run(self) -> None:
