@@ -41,6 +41,32 @@ def register_cli(app: Flask) -> None:
                                "training_rows": manifest["training_rows"], "metrics": manifest["metrics"],
                                "fit_seconds": manifest["fit_seconds"]}, indent=2))
 
+    @app.cli.command("schema")
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    @click.option("--role", "roles", multiple=True, metavar="COLUMN=ROLE", help="Override one column's role.")
+    @click.option("--exclude", multiple=True, metavar="COLUMN", help="Leave a column out.")
+    def schema(path: Path, roles: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+        """Show how a customer table's columns are read: each column's role and why (no values are shown)."""
+        from portal.ingestion.roles import describe, infer_schema
+        from portal.ingestion.rollup import is_order_level, roll_up
+        from portal.ingestion.tables import read_table
+
+        overrides = dict(_column_override(r) for r in roles)
+        try:
+            table = read_table(path)
+            learned = infer_schema(table.frame, overrides, exclude)
+        except PortalError as exc:
+            raise click.ClickException(exc.message) from None
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{path.name}: {len(table.frame):,} rows, {len(table.frame.columns)} columns"
+                   + (f", sheet {table.sheet!r}" if table.sheet else ""))
+        width = max(len(c.name) for c in learned.columns)
+        for row in describe(learned):
+            click.echo(f"  {row['column']:<{width}}  {row['role']:<16}  {row['reason']}")
+        if is_order_level(table.frame, learned):
+            click.echo("  order-level: " + roll_up(table.frame, learned).summary())
+
     @app.cli.command("retrain")
     def retrain() -> None:
         """Run the quarterly retraining job now (validate, then swap in atomically)."""
@@ -85,3 +111,11 @@ def register_cli(app: Flask) -> None:
         from portal.segmentation.sample_data import write_sample
 
         click.echo(str(write_sample(out, rows=rows, seed=seed)))
+
+
+def _column_override(text: str) -> tuple[str, str]:
+    """'COLUMN=ROLE' → (column, role); the column name may itself contain '='."""
+    column, sep, role = text.rpartition("=")
+    if not sep or not column or not role:
+        raise click.BadParameter(f"{text!r}: write it as COLUMN=ROLE, e.g. --role 'Zip Code=excluded'")
+    return column, role

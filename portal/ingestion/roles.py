@@ -1,0 +1,264 @@
+"""The learned table schema: what each column of a customer table is, decided from its header and values.
+
+A company trains the pipeline on its own customer database, whatever its columns, so nothing here
+knows a column by name alone: a header only decides between readings the values allow (an
+email-shaped column called "Contact" is still personal data; a near-unique column is an identifier
+whatever it is called). Every decision carries its reason, for the training report and ``GET /model``,
+and any of it can be overridden (``--role COLUMN=ROLE``, ``--exclude COLUMN``).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from portal.ingestion.dates import parse_dates
+from schemas import header_key
+
+
+class Role(StrEnum):
+    IDENTIFIER = "identifier"
+    PERSONAL = "personal"
+    DATE = "date"
+    NUMERIC = "numeric"
+    BOOLEAN = "boolean"
+    CATEGORICAL = "categorical"
+    ORDINAL = "ordinal"
+    HIGH_CARDINALITY = "high_cardinality"
+    EXCLUDED = "excluded"
+
+
+#: Roles whose values become features.
+FEATURE_ROLES = frozenset({Role.DATE, Role.NUMERIC, Role.BOOLEAN, Role.CATEGORICAL, Role.ORDINAL,
+                           Role.HIGH_CARDINALITY})
+
+#: Scales whose order is known; a column whose values all sit on one of them is ordinal (lowest first).
+KNOWN_ORDERS: tuple[tuple[str, ...], ...] = (
+    ("bronze", "silver", "gold", "platinum", "diamond"),
+    ("basic", "silver", "gold", "platinum"),
+    ("classic", "silver", "gold", "platinum", "black"),
+    ("standard", "premium", "vip"),
+    ("basic", "standard", "premium"),
+    ("basic", "plus", "premium"),
+    ("very low", "low", "medium", "high", "very high"),
+    ("low", "mid", "high"),
+    ("small", "medium", "large"),
+    ("xs", "s", "m", "l", "xl", "xxl"),
+    ("never", "rarely", "sometimes", "often", "always"),
+    ("basic", "2n cycle", "graduation", "master", "phd"),
+    ("primary", "secondary", "high school", "diploma", "bachelor", "master", "phd"),
+    ("none", "primary", "secondary", "tertiary"),
+    ("unknown", "primary", "secondary", "tertiary"),
+    ("month-to-month", "one year", "two year"),
+    ("new", "regular", "loyal"),
+)
+_TRUE = {"yes", "y", "true", "t", "1", "1.0"}
+_FALSE = {"no", "n", "false", "f", "0", "0.0"}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
+_PHONE = re.compile(r"^\+?[\d\s().-]{8,20}$")
+_COORDINATE_PAIR = re.compile(r"^\s*-?\d{1,3}\.\d+\s*,\s*-?\d{1,3}\.\d+\s*$")
+#: Header words that mark personal data (checked on the normalised header).
+_PERSONAL_WORDS = frozenset({
+    "name", "firstname", "lastname", "surname", "fullname", "givenname", "email", "mail", "phone", "mobile",
+    "telephone", "tel", "handphone", "address", "street", "addr", "postcode", "postal", "zip", "zipcode",
+    "latitude", "longitude", "lat", "lon", "lng", "latlong", "coordinates", "note", "notes", "remark", "remarks",
+    "comment", "comments", "reason", "feedback", "description", "nric", "passport", "ssn"})
+_ID_HEADERS = re.compile(r"(^id$|id$|^id|number$|^no$|code$|uuid|key$)")
+_DATE_HEADERS = re.compile(r"(date|^dt|time|since|joined|signup|registered|created|lastpurchase|firstpurchase|"
+                           r"lastorder|firstorder)")
+_PLAIN_NUMBER = r"-?\d+(?:\.\d+)?"
+_DATE_LIKE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
+#: Excel serial numbers of plausible dates (1954-10-03 to 2119-01-07); other numbers are never dates.
+_SERIAL_RANGE = (20_000, 80_000)
+MOSTLY_EMPTY = 0.5
+NEAR_UNIQUE = 0.9
+LOW_CARDINALITY = 20
+SAMPLE_ROWS = 20_000
+
+
+class ColumnRole(BaseModel):
+    """One column of the training table and how the pipeline reads it."""
+
+    name: str
+    role: Role
+    reason: str
+    #: ordinal: the values from lowest to highest; categorical: the values seen (most frequent first)
+    values: list[str] = Field(default_factory=list)
+    overridden: bool = False
+
+
+class TableSchema(BaseModel):
+    """Every column's role, in the file's order; saved in the release manifest."""
+
+    columns: list[ColumnRole]
+
+    def of(self, role: Role) -> list[ColumnRole]:
+        return [c for c in self.columns if c.role == role]
+
+    @property
+    def features(self) -> list[ColumnRole]:
+        return [c for c in self.columns if c.role in FEATURE_ROLES]
+
+    @property
+    def identifier(self) -> str | None:
+        """The customer id column (the first identifier), used to de-duplicate and to roll up orders."""
+        ids = self.of(Role.IDENTIFIER)
+        return ids[0].name if ids else None
+
+
+def infer_schema(frame: pd.DataFrame, roles: dict[str, str] | None = None,
+                 exclude: list[str] | tuple[str, ...] = ()) -> TableSchema:
+    """Each column's role from its header and values; ``roles`` and ``exclude`` override any of it.
+
+    Raises ValueError naming the column when an override names a column the table lacks or a role
+    that does not exist.
+    """
+    roles = dict(roles or {})
+    unknown = [c for c in [*roles, *exclude] if c not in frame.columns]
+    if unknown:
+        raise ValueError(f"no column {unknown[0]!r} in this table; its columns are "
+                         f"{', '.join(map(str, frame.columns))}")
+    sample = frame.sample(SAMPLE_ROWS, random_state=0) if len(frame) > SAMPLE_ROWS else frame
+    columns = []
+    for name in frame.columns:
+        if name in exclude:
+            columns.append(ColumnRole(name=str(name), role=Role.EXCLUDED, reason="excluded on request",
+                                      overridden=True))
+            continue
+        inferred = _infer_column(str(name), sample[name])
+        if name in roles:
+            try:
+                role = Role(roles[name])
+            except ValueError:
+                raise ValueError(f"{roles[name]!r} is not a role; use one of {', '.join(r.value for r in Role)}") \
+                    from None
+            inferred = _as_role(inferred, role, sample[name])
+        columns.append(inferred)
+    return TableSchema(columns=columns)
+
+
+def _infer_column(name: str, values: pd.Series) -> ColumnRole:
+    header = header_key(name)
+    text = values.dropna().astype(str).str.strip()
+    text = text[text != ""]
+    filled = len(text) / max(len(values), 1)
+    distinct = text.nunique()
+
+    def role(r: Role, reason: str, kept: list[str] | None = None) -> ColumnRole:
+        return ColumnRole(name=name, role=r, reason=reason, values=kept or [])
+
+    if filled < MOSTLY_EMPTY:
+        return role(Role.EXCLUDED, f"mostly empty ({filled:.0%} of rows filled)")
+    if distinct <= 1:
+        return role(Role.EXCLUDED, "constant (one value in every row): says nothing about segments")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return role(Role.DATE, "dates (turned into days before the training reference date)")
+    personal = _personal_by_value(text)
+    if personal:
+        return role(Role.PERSONAL, personal)
+    unique_share = distinct / len(text)
+    numbers = numeric_values(text)
+    numeric_share = float(numbers.notna().mean())
+    id_like = bool(_ID_HEADERS.search(header))
+    if unique_share >= NEAR_UNIQUE and (id_like or (numeric_share < 0.5 and _looks_like_codes(text))):
+        return role(Role.IDENTIFIER, f"near-unique ({unique_share:.0%} distinct values)"
+                    + (" with an id-like name" if id_like else ", shaped like codes"))
+    lowered = set(text.str.lower().unique())
+    if len(lowered) == 2 and lowered <= _TRUE | _FALSE and lowered & _TRUE and lowered & _FALSE:
+        return role(Role.BOOLEAN, "two values meaning yes and no")
+    if distinct > 5 and _personal_header(name):
+        return role(Role.PERSONAL, "personal data by its name")
+    if _looks_like_dates(header, values.loc[text.index], text, numbers, numeric_share):
+        return role(Role.DATE, "dates (turned into days before the training reference date)")
+    if numeric_share > 0.95:
+        clean = numbers.dropna()
+        is_year = bool(clean.between(1900, 2100).all() and (clean % 1 == 0).all())
+        return role(Role.NUMERIC, "numbers" + (" (years, kept as numbers)" if is_year else ""))
+    order = _known_order(lowered)
+    if order is not None:
+        spelled = {v.lower(): v for v in text.unique()}
+        ordered = [spelled[v] for v in order if v in lowered]
+        return role(Role.ORDINAL, f"values on a known scale: {' < '.join(ordered)}", ordered)
+    counts = text.value_counts()
+    if distinct <= LOW_CARDINALITY:
+        return role(Role.CATEGORICAL, f"{distinct} categories", [str(v) for v in counts.index])
+    if unique_share >= NEAR_UNIQUE:
+        return role(Role.EXCLUDED, f"near-unique text ({unique_share:.0%} distinct): no segment shares a value")
+    return role(Role.HIGH_CARDINALITY, f"{distinct} categories (each described by its members)",
+                [str(v) for v in counts.index])
+
+
+def _personal_by_value(text: pd.Series) -> str | None:
+    """Emails, coordinates, phone numbers or free text, whatever the column is called."""
+    sample = text.head(2000)
+    if sample.str.match(_EMAIL).mean() > 0.5:
+        return "email addresses (by value)"
+    if sample.str.match(_COORDINATE_PAIR).mean() > 0.5:
+        return "coordinates (by value)"
+    digits = sample.str.count(r"\d")
+    phone = (sample.str.fullmatch(_PHONE.pattern) & digits.between(8, 15) & ~sample.str.fullmatch(_PLAIN_NUMBER)
+             & ~sample.str.match(_DATE_LIKE))
+    if phone.mean() > 0.5:
+        return "phone numbers (by value)"
+    if sample.str.split().str.len().mean() >= 5 and sample.nunique() / max(len(sample), 1) > 0.5:
+        return "free text (by value): notes are never features"
+    return None
+
+
+def _personal_header(name: str) -> bool:
+    """A header naming personal data (names, contact details, addresses, coordinates, notes)."""
+    words = set(re.findall(r"[a-z]+", str(name).lower()))
+    return bool(words & _PERSONAL_WORDS) or header_key(name) in _PERSONAL_WORDS
+
+
+def _looks_like_codes(text: pd.Series) -> bool:
+    """Single tokens mixing letters and digits (3668-QPYBK, C-00123): ids, not categories."""
+    sample = text.head(500)
+    token = sample.str.fullmatch(r"[A-Za-z0-9_./-]+")
+    return bool((token & sample.str.contains(r"\d") & sample.str.contains(r"[A-Za-z]")).mean() > 0.9)
+
+
+def _looks_like_dates(header: str, values: pd.Series, text: pd.Series, numbers: pd.Series,
+                      numeric_share: float) -> bool:
+    """Text dates in any style the upload reader knows; numbers only as Excel serials under a date-like header."""
+    if numeric_share > 0.95:
+        clean = numbers.dropna()
+        return bool(_DATE_HEADERS.search(header)) and bool(clean.between(*_SERIAL_RANGE).all())
+    sample = values.head(2000)
+    parsed = parse_dates(sample, text.head(2000).astype("string"))
+    return float(parsed.notna().mean()) > 0.9
+
+
+def _known_order(values: set[str]) -> tuple[str, ...] | None:
+    """The shortest known scale holding every value (at least two of them)."""
+    fits = [order for order in KNOWN_ORDERS if len(values) >= 2 and values <= set(order)]
+    return min(fits, key=len) if fits else None
+
+
+def _as_role(inferred: ColumnRole, role: Role, values: pd.Series) -> ColumnRole:
+    """An operator's override, keeping what inference learned where it still applies."""
+    kept: list[str] = inferred.values
+    if role in (Role.CATEGORICAL, Role.HIGH_CARDINALITY) and not kept:
+        kept = [str(v) for v in values.dropna().astype(str).value_counts().index]
+    return ColumnRole(name=inferred.name, role=role, reason=f"set on request (inferred: {inferred.role.value}, "
+                      f"{inferred.reason})", values=kept, overridden=True)
+
+
+def describe(schema: TableSchema) -> list[dict[str, Any]]:
+    """Every column with its role and reason, for the training report, the CLI and ``GET /model``."""
+    return [{"column": c.name, "role": c.role.value, "reason": c.reason} for c in schema.columns]
+
+
+def numeric_values(values: pd.Series) -> pd.Series:
+    """Numbers as spreadsheets hold them: '1,234', '$12.50', '45%' and blanks (NaN)."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype(float)
+    return pd.to_numeric(values.astype(str).str.replace(r"[,$€£¥%\s]", "", regex=True), errors="coerce").astype(float)
+
+
+__all__ = ["FEATURE_ROLES", "KNOWN_ORDERS", "ColumnRole", "Role", "TableSchema", "describe", "infer_schema",
+           "numeric_values"]

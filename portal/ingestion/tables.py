@@ -1,0 +1,103 @@
+"""Any customer table in, as its own columns: for learning a schema from a company's own database.
+
+The loyalty reader (``reader.read_customer_file``) looks for the columns the live model needs; this one
+knows no column names. It takes the first worksheet with data, the first row that looks like a header
+(text in most of the used columns, within the top rows), and any csv delimiter, with the same safety
+checks and error messages as uploads.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from portal.errors import InvalidFile
+from portal.ingestion.formats import CSV_DELIMITERS, SNIFF_BYTES, check_zip, decode, sniff_format
+from portal.ingestion.sheets import HEADER_SEARCH_ROWS, excel_grids, is_blank_cell, read_errors
+
+
+@dataclass
+class Table:
+    """One sheet of a customer file with the file's own headers; ``first_row`` is the spreadsheet row
+    number of its first data row (the header is the row above)."""
+
+    frame: pd.DataFrame
+    file_format: str
+    sheet: str | None
+    first_row: int
+
+
+def read_table(source: bytes | Path) -> Table:
+    """The file's first table with data; a 4xx PortalError that says what to do when there is none."""
+    data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    file_format = sniff_format(data)
+    with read_errors(file_format, len(data)):
+        if file_format == "xlsx":
+            check_zip(data)
+        if file_format == "csv":
+            return _csv_table(data)
+        for sheet, grid in excel_grids(data):
+            table = _grid_table([list(row) for row in grid], file_format, sheet)
+            if table is not None:
+                return table
+    raise InvalidFile("No sheet has a header row with customer rows under it. Put the column names in the "
+                      "first row and one customer per row below, then upload again.")
+
+
+def _csv_table(data: bytes) -> Table:
+    text = decode(data)
+    delimiter = _delimiter(text[:SNIFF_BYTES])
+    rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    table = _grid_table([list(r) for r in rows], "csv", None)
+    if table is None:
+        raise InvalidFile("The csv has no header row with customer rows under it. Put the column names in the "
+                          "first line and one customer per line below, then upload again.")
+    return table
+
+
+def _delimiter(sample: str) -> str:
+    """The delimiter that splits the first lines into the same number (above one) of columns."""
+    try:
+        return csv.Sniffer().sniff(sample, delimiters="".join(CSV_DELIMITERS)).delimiter
+    except csv.Error:
+        lines = [line for line in sample.splitlines() if line.strip()][:HEADER_SEARCH_ROWS]
+
+        def consistency(d: str) -> tuple[int, int]:
+            widths = [len(next(csv.reader([line], delimiter=d))) for line in lines]
+            return (sum(w == widths[0] for w in widths) if widths and widths[0] > 1 else 0, widths[0] if widths else 0)
+
+        return max(CSV_DELIMITERS, key=consistency)
+
+
+def _grid_table(grid: list[list[object]], file_format: str, sheet: str | None) -> Table | None:
+    """Header = the first top row whose cells are text in at least half of the used columns."""
+    filled = [[not is_blank_cell(c) for c in row] for row in grid]
+    width = max((max((i + 1 for i, f in enumerate(row) if f), default=0) for row in filled), default=0)
+    if width < 1:
+        return None
+    for index, row in enumerate(grid[:HEADER_SEARCH_ROWS]):
+        labels = [c for c in row[:width] if isinstance(c, str) and c.strip()]
+        if len(labels) * 2 < width or len(labels) != sum(filled[index][:width]):
+            continue
+        body = [list(r[:width]) + [None] * (width - len(r[:width])) for r in grid[index + 1:]]
+        body = [r for r in body if not all(is_blank_cell(c) for c in r)]
+        if not body:
+            return None
+        frame = pd.DataFrame(body, columns=_unique_headers(row[:width] + [None] * (width - len(row[:width]))))
+        frame = frame.replace("", None)
+        return Table(frame.dropna(axis=1, how="all"), file_format, sheet, index + 2)
+    return None
+
+
+def _unique_headers(cells: list[object]) -> list[str]:
+    names: list[str] = []
+    for position, cell in enumerate(cells):
+        name = str(cell).strip() if isinstance(cell, str) and cell.strip() else f"Column {position + 1}"
+        while name in names:
+            name += " (2)"
+        names.append(name)
+    return names

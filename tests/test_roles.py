@@ -1,0 +1,141 @@
+"""Learning a customer table's schema: each column's role, from its header and its values, with a reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from portal.ingestion.roles import Role, infer_schema
+from portal.ingestion.rollup import is_order_level, roll_up
+from portal.ingestion.tables import read_table
+
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+real_file = pytest.mark.skipif(not DATASETS.is_dir(), reason="shared/datasets is laid beside the repository")
+
+
+def roles_of(frame: pd.DataFrame, **overrides) -> dict[str, Role]:
+    return {c.name: c.role for c in infer_schema(frame, **overrides).columns}
+
+
+@real_file
+def test_mall_customer_list():
+    table = read_table(DATASETS / "mall_customers.csv")
+    assert roles_of(table.frame) == {"CustomerID": Role.IDENTIFIER, "Genre": Role.CATEGORICAL, "Age": Role.NUMERIC,
+                                     "Annual_Income(k$)": Role.NUMERIC, "Spending_Score(1-100)": Role.NUMERIC}
+
+
+@real_file
+def test_tab_separated_marketing_table_with_day_first_dates():
+    table = read_table(DATASETS / "marketing_campaign.csv")
+    assert table.frame.shape == (2240, 29)
+    roles = roles_of(table.frame)
+    assert roles["ID"] == Role.IDENTIFIER and roles["Dt_Customer"] == Role.DATE
+    assert roles["Year_Birth"] == Role.NUMERIC  # a column of years is a number, not a date
+    assert roles["Education"] == Role.ORDINAL and roles["Marital_Status"] == Role.CATEGORICAL
+    assert roles["Z_CostContact"] == roles["Z_Revenue"] == Role.EXCLUDED
+    assert roles["Income"] == roles["MntWines"] == roles["NumWebPurchases"] == Role.NUMERIC
+    assert roles["Response"] == roles["AcceptedCmp1"] == Role.BOOLEAN
+    education = next(c for c in infer_schema(table.frame).columns if c.name == "Education")
+    assert education.values == ["Basic", "2n Cycle", "Graduation", "Master", "PhD"]
+
+
+@real_file
+def test_telco_workbook_with_addresses_and_coordinates():
+    table = read_table(DATASETS / "telco_customer_churn.xlsx")
+    roles = roles_of(table.frame)
+    assert {roles[c] for c in ("Zip Code", "Lat Long", "Latitude", "Longitude")} == {Role.PERSONAL}
+    assert {roles[c] for c in ("Count", "Country", "State")} == {Role.EXCLUDED}  # constant
+    assert roles["City"] == Role.HIGH_CARDINALITY and roles["Contract"] == Role.ORDINAL
+    assert roles["Phone Service"] == Role.BOOLEAN  # a yes/no about a service is not a phone number
+    assert roles["Total Charges"] == roles["Tenure Months"] == Role.NUMERIC
+    assert roles["CustomerID"] == Role.IDENTIFIER
+
+
+def test_personal_data_is_found_by_value_whatever_the_header():
+    rng = np.random.default_rng(1)
+    n = 300
+    frame = pd.DataFrame({
+        "Contact": [f"user{i}@mail.example.com" for i in range(n)],
+        "Reach": [f"+65 9{rng.integers(100, 999)} {rng.integers(1000, 9999)}" for _ in range(n)],
+        "Info": [f"called on a Tuesday about order {i} and asked for a refund" for i in range(n)],
+        "Spend": rng.gamma(2, 50, n).round(2),
+    })
+    roles = roles_of(frame)
+    assert roles == {"Contact": Role.PERSONAL, "Reach": Role.PERSONAL, "Info": Role.PERSONAL, "Spend": Role.NUMERIC}
+
+
+@pytest.mark.parametrize(("values", "order"), [
+    (["Gold", "Bronze", "Diamond", "Silver", "Platinum"], ["Bronze", "Silver", "Gold", "Platinum", "Diamond"]),
+    (["high", "low", "medium"], ["low", "medium", "high"]),
+    (["Two year", "Month-to-month", "One year"], ["Month-to-month", "One year", "Two year"]),
+])
+def test_values_on_a_known_scale_are_ordinal_in_their_order(values, order):
+    frame = pd.DataFrame({"Level": values * 40})
+    column = infer_schema(frame).columns[0]
+    assert column.role == Role.ORDINAL and column.values == order
+
+
+def test_an_unknown_order_stays_categorical_and_many_categories_are_described_by_members():
+    frame = pd.DataFrame({"Channel": ["Web", "Store", "App"] * 100,
+                          "City": [f"Town {i % 60}" for i in range(300)]})
+    assert roles_of(frame) == {"Channel": Role.CATEGORICAL, "City": Role.HIGH_CARDINALITY}
+
+
+def test_mostly_empty_and_near_unique_text_are_left_out_with_a_reason():
+    frame = pd.DataFrame({"Promo": ["A"] * 20 + [None] * 280, "Slogan": [f"word{i} x" for i in range(300)],
+                          "Age": np.arange(300) % 70 + 18})
+    schema = infer_schema(frame)
+    reasons = {c.name: (c.role, c.reason) for c in schema.columns}
+    assert reasons["Promo"][0] == Role.EXCLUDED and "mostly empty" in reasons["Promo"][1]
+    assert reasons["Slogan"][0] == Role.EXCLUDED and "near-unique" in reasons["Slogan"][1]
+    assert [c.name for c in schema.features] == ["Age"]
+
+
+def test_overrides_win_and_say_so():
+    frame = pd.DataFrame({"Store": ["North", "South"] * 50, "Age": np.arange(100) % 50 + 20})
+    schema = infer_schema(frame, roles={"Age": "categorical"}, exclude=["Store"])
+    by_name = {c.name: c for c in schema.columns}
+    assert by_name["Store"].role == Role.EXCLUDED and by_name["Store"].overridden
+    assert by_name["Age"].role == Role.CATEGORICAL and "inferred: numeric" in by_name["Age"].reason
+    with pytest.raises(ValueError, match="no column 'Region'"):
+        infer_schema(frame, exclude=["Region"])
+    with pytest.raises(ValueError, match="not a role"):
+        infer_schema(frame, roles={"Age": "colour"})
+
+
+def _orders(customers: int = 300, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in range(customers):
+        for o in range(int(rng.integers(1, 7))):
+            rows.append({"Order ID": f"SO-{c:04d}-{o}", "Customer ID": f"CU-{c:04d}",
+                         "Order Date": pd.Timestamp("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 600))),
+                         "Sales": round(float(rng.gamma(2, 30)), 2),
+                         "Channel": ["Web", "Store"][int(rng.integers(0, 2))] if c % 3 else "App"})
+    return pd.DataFrame(rows)
+
+
+def test_an_order_export_is_recognised_and_rolled_up_per_customer():
+    orders = _orders()
+    schema = infer_schema(orders)
+    assert is_order_level(orders, schema)
+    rolled = roll_up(orders, schema)
+    expected = orders.groupby("Customer ID").agg(orders=("Order ID", "nunique"), spend=("Sales", "sum"),
+                                                 last=("Order Date", "max"), first=("Order Date", "min"))
+    frame = rolled.frame.set_index("Customer ID").loc[expected.index]
+    assert rolled.customers == 300 and rolled.order_rows == len(orders)
+    assert frame["Orders"].tolist() == expected["orders"].tolist()
+    assert np.allclose(frame["Total spend"], expected["spend"])
+    assert (frame["Last purchase"] == expected["last"]).all() and (frame["First purchase"] == expected["first"]).all()
+    assert set(frame.loc[[f"CU-{c:04d}" for c in range(0, 300, 3)], "Channel"]) == {"App"}
+    assert "rolled up into 300 customers" in rolled.summary()
+
+
+def test_a_customer_table_is_not_rolled_up():
+    customers = pd.DataFrame({"Customer ID": [f"C{i}" for i in range(200)],
+                              "Joined": pd.date_range("2020-01-01", periods=200, freq="D"),
+                              "Spend": np.arange(200.0)})
+    assert not is_order_level(customers, infer_schema(customers))
