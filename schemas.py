@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from werkzeug.datastructures import FileStorage as WerkzeugFileStorage
 
 # ---------------------------------------------------------------------------------------------
@@ -268,13 +269,15 @@ class Audience(_Strict):
     @field_validator("gender", "loyalty_tier")
     @classmethod
     def _known_choice(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """Any spelling uploads accept; otherwise the allowed values are named."""
-        if value is None:
+        """Any spelling uploads accept (blank means not given); otherwise the allowed values are named."""
+        if value is None or not value.strip():
             return None
         normalise, allowed = _AUDIENCE_CHOICES[str(info.field_name)]
         canonical = normalise(value)
         if canonical is None:
-            raise ValueError(f"{info.field_name} is not recognised; use one of {', '.join(allowed)}")
+            raise PydanticCustomError("not_recognised", "{field} is not recognised; use one of {choices}",
+                                      {"field": info.field_name, "choices": ", ".join(allowed),
+                                       "allowed": list(allowed)})
         return canonical
 
     @model_validator(mode="after")
@@ -297,10 +300,14 @@ class Audience(_Strict):
 class _SplitsIntoCampaign(BaseModel):
     """A request that carries campaign fields and content preferences among others."""
 
+    def preferences(self) -> ContentPreferences:
+        """The content preferences, validated once from this request's fields."""
+        return ContentPreferences.model_validate({k: getattr(self, k) for k in ContentPreferences.model_fields})
+
     def campaign_and_preferences(self) -> tuple[CampaignInputs, ContentPreferences]:
         """The campaign and the preferences, each validated once from this request's fields."""
         return (CampaignInputs.model_validate({k: getattr(self, k) for k in CampaignInputs.model_fields}),
-                ContentPreferences.model_validate({k: getattr(self, k) for k in ContentPreferences.model_fields}))
+                self.preferences())
 
 
 class GeneratePromoRequest(ContentPreferences, CampaignInputs, Audience, _SplitsIntoCampaign):
@@ -309,7 +316,7 @@ class GeneratePromoRequest(ContentPreferences, CampaignInputs, Audience, _Splits
     cluster_id: int | None = Field(None, ge=0, description="Use this segment's persona.")
 
 
-class GeneratePostRequest(ContentPreferences, _CampaignDetails):
+class GeneratePostRequest(ContentPreferences, _CampaignDetails, _SplitsIntoCampaign):
     """Body of POST /generate-post: new content for one segment of an upload or one persona.
 
     Without ``upload_id`` every required campaign field must be given; with it, given fields override the
@@ -331,9 +338,6 @@ class GeneratePostRequest(ContentPreferences, _CampaignDetails):
         """Required campaign fields this request leaves out."""
         given = self.campaign_overrides()
         return [name for name, info in CampaignInputs.model_fields.items() if info.is_required() and name not in given]
-
-    def preferences(self) -> ContentPreferences:
-        return ContentPreferences.model_validate({k: getattr(self, k) for k in ContentPreferences.model_fields})
 
 
 class UploadForm(ContentPreferences, _CampaignDetails, _SplitsIntoCampaign):

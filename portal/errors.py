@@ -104,9 +104,12 @@ def _envelope(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 def validation_error_response(exc: ValidationError) -> Response:
     """422 listing each bad field and why, without echoing the submitted values back."""
-    errors = exc.errors(include_input=False, include_url=False, include_context=False)
-    problems = [{"field": ".".join(str(p) for p in e["loc"])[:_MAX_FIELD_NAME] or "body",
-                 "problem": e["msg"].removeprefix("Value error, ")} for e in errors]
+    errors = exc.errors(include_input=False, include_url=False, include_context=True)
+    problems: list[dict[str, Any]] = [
+        {"field": ".".join(str(p) for p in e["loc"])[:_MAX_FIELD_NAME] or "body",
+         "problem": e["msg"].removeprefix("Value error, "),
+         **({"allowed": e["ctx"]["allowed"]} if isinstance(e.get("ctx", {}).get("allowed"), list) else {})}
+        for e in errors]
     if any(p["field"] == "file" for p in problems):
         message = "Attach the customer list (.xlsx, .xls or .csv) as multipart/form-data field 'file'."
     elif any(not e["loc"] and e["type"] != "value_error" for e in errors):  # not a JSON object at all

@@ -22,9 +22,9 @@ import pytest
 from portal.segmentation import releases
 from portal.settings import PROJECT_ROOT
 from tests.helpers import wait_for
-from tests.test_model_store import copy_release
+from tests.test_releases import copy_release
 
-GUNICORN = Path(sys.executable).with_name("gunicorn")  # the running venv's, whichever it is
+GUNICORN = [sys.executable, "-m", "gunicorn"]  # the running interpreter's, whichever venv it is
 LOCATIONS = ["Bedok", "Tampines", "Jurong West", "Woodlands", "Yishun", "Nowhere Town"]
 SERVING = re.compile(r"\[(\d+)\] portal\.serving\.live_model .*serving model (\S+)")
 
@@ -69,7 +69,7 @@ def test_swap_under_load_fails_no_request_and_every_worker_moves(workspace, tmp_
     env.pop("REDIS_URL")
     old_version = releases.live_release_dir(workspace["model"]).name
     with log_path.open("wb") as log_file:
-        server = subprocess.Popen([str(GUNICORN), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
+        server = subprocess.Popen([*GUNICORN, "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
                                    "--no-control-socket"],
                                   cwd=PROJECT_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                   start_new_session=True)

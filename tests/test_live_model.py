@@ -12,7 +12,7 @@ from portal.errors import ModelUnavailable
 from portal.segmentation import releases
 from portal.serving.live_model import ModelHolder
 from schemas import DATE_JOINED, GENDER, LOCATION, LOYALTY_TIER
-from tests.test_model_store import copy_release
+from tests.test_releases import copy_release
 
 ROWS = pd.DataFrame({LOCATION: ["Bedok", "Jurong West"], GENDER: ["Female", "Male"],
                      LOYALTY_TIER: ["Gold", "Silver"], DATE_JOINED: pd.to_datetime(["2021-05-01", "2019-11-20"])})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 
 from portal.segmentation.library_workarounds.neighbours import ExactNeighbourIndex, umap_with_exact_neighbours
 
@@ -71,3 +72,26 @@ def test_a_saved_model_transforms_like_the_original_without_the_fit_time_graph(t
     assert restored.precomputed_knn[0] is None and restored.knn_indices is None and restored._knn_indices is None
     new_rows = _blobs(seed=7)[::30]
     assert np.allclose(restored.transform(new_rows), model.transform(new_rows))
+
+
+@pytest.mark.parametrize("width", [14, 50, 300])
+def test_wide_data_and_far_queries_still_get_their_true_nearest_rows(width):
+    """An integer key that overflowed returned the farthest rows as the nearest for 24+ columns."""
+    rng = np.random.default_rng(width)
+    data = rng.normal(size=(2000, width)).astype(np.float32)
+    queries = np.vstack([rng.normal(size=(20, width)), rng.normal(size=(10, width)) * 4]).astype(np.float32)
+    _, distances = ExactNeighbourIndex(data).query(queries, k=15)
+    brute = np.sort(np.linalg.norm(queries[:, None, :].astype(np.float64) - data[None], axis=2), axis=1)[:, :15]
+    assert np.allclose(distances, brute, rtol=1e-5, atol=1e-5)
+
+
+def test_ties_are_not_decided_by_row_order():
+    """Ranking ties by row index sent every equidistant query to the rows that come first in the file
+    (files are often sorted, e.g. by branch): bundled sample ARI 0.68 against 0.90."""
+    data = np.vstack([np.repeat([[1.0, 0.0]], 50, axis=0), np.repeat([[-1.0, 0.0]], 50, axis=0)]).astype(np.float32)
+    indices, distances = ExactNeighbourIndex(data).query(np.zeros((1, 2), np.float32), k=20)
+    assert np.allclose(distances, 1.0)
+    from_first_half = int((indices < 50).sum())
+    assert 5 <= from_first_half <= 15
+    again, _ = ExactNeighbourIndex(data).query(np.zeros((1, 2), np.float32), k=20)
+    assert np.array_equal(indices, again)  # deterministic all the same

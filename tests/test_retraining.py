@@ -23,7 +23,7 @@ from retraining.job import run_retraining, snapshot_files
 from retraining.status import FAILED, REJECTED, RUNNING, SUCCEEDED, read_status, run_lock, write_status
 from tests.conftest import make_settings_overrides
 from tests.helpers import wait_for
-from tests.test_model_store import copy_release
+from tests.test_releases import copy_release
 
 SGT = ZoneInfo("Asia/Singapore")
 TOKEN = "test-admin-token"

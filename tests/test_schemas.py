@@ -69,3 +69,15 @@ def test_generate_post_lists_the_required_campaign_fields_it_lacks():
 def test_a_request_splits_into_campaign_and_preferences():
     campaign, prefs = UploadForm.model_validate({"platform": "fb", "offer": "2-for-1"}).campaign_and_preferences()
     assert (campaign.objective, campaign.offer, prefs.platform) == ("Increase sales", "2-for-1", "Facebook")
+
+
+def test_an_unknown_gender_is_a_422_naming_the_allowed_values(client):
+    response = client.post("/generate-promo", json={**CAMPAIGN, "gender": "Robot", "location": "Bedok"})
+    assert response.status_code == 422
+    problem = next(p for p in response.get_json()["error"]["details"] if p["field"] == "gender")
+    assert problem["allowed"] == ["Female", "Male", "Other", "Unknown"] and "Robot" not in response.get_data(True)
+
+
+def test_blank_audience_values_count_as_not_given():
+    audience = Audience.model_validate({"gender": " ", "loyalty_tier": ""})
+    assert audience.gender is None and audience.loyalty_tier is None and not audience.given()

@@ -77,7 +77,7 @@ def _mix(value: Any) -> dict[str, float]:
 
 
 def _ranked(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list):
+    if not isinstance(value, (list, tuple)):
         return []
     out = []
     for item in value[:_MAX_LIST]:
@@ -87,7 +87,7 @@ def _ranked(value: Any) -> list[dict[str, Any]]:
 
 
 def _distinguishing(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list):
+    if not isinstance(value, (list, tuple)):
         return []
     out = []
     for item in value:
@@ -104,7 +104,8 @@ def _whole(value: Any) -> int | None:
 
 
 def _angles(value: Any) -> list[str]:
-    return [a for a in (_label(x) for x in (value if isinstance(value, list) else [])[:_MAX_LIST]) if a]
+    return [a for a in (_label(x) for x in (list(value) if isinstance(value, (list, tuple)) else [])[:_MAX_LIST])
+            if a]
 
 
 def _trait(name: str) -> AliasChoices:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -25,6 +24,7 @@ from schemas import (
     LOCATION,
     LOYALTY_TIER,
     REQUIRED_COLUMNS,
+    business_today,
     canonical_column,
     normalise_gender,
     normalise_location,
@@ -34,7 +34,6 @@ from schemas import (
 log = logging.getLogger(__name__)
 
 MAX_SKIPPED_EXAMPLES = 20
-BUSINESS_TIMEZONE = ZoneInfo("Asia/Singapore")
 OUTPUT_COLUMNS = (CUSTOMER_ID, DATE_JOINED, LOCATION, GENDER, LOYALTY_TIER, "source_row")
 
 
@@ -60,7 +59,7 @@ def normalise_customers(raw: pd.DataFrame, *, first_row_number: int = 2,
     if any(c not in columns for c in REQUIRED_COLUMNS):
         labels = {pos: str(label) for pos, label in enumerate(raw.columns)}
         raise missing_columns(Header(None, 0, {p: n for n, p in columns.items()}, labels), [])
-    today = today or datetime.now(BUSINESS_TIMEZONE).date()
+    today = today or business_today()
     raw = raw.reset_index(drop=True)
     source_row = pd.Series(np.arange(len(raw), dtype=np.int64) + first_row_number)
 

@@ -48,6 +48,10 @@ UNKNOWN_LOCATION = "\x00unknown location"
 STAGE_FILES = {"encoder.pkl": "encoder_", "scaler.pkl": "scaler_", "umap.pkl": "reducer_",
                "hdbscan.pkl": "clusterer_"}
 STATE_FILE = "placement_table.pkl"
+#: What placement remembers between requests: rebuilt on load, never saved.
+_REMEMBERED = ("_lock", "_remembered", "_answered", "counters")
+#: Fewer usable customers than this cannot be segmented.
+MIN_TRAINING_ROWS = 100
 SERVING_STATE = ("params", "table_", "key_table_", "cluster_ids_", "reference_month_", "max_tenure_",
                  "noise_share_", "defaults_", "locations_")
 
@@ -117,7 +121,7 @@ class SegmentationModel:
     # -- saving --------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         """Everything but the lock and what placement remembered (rebuilt on load)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_remembered", "_answered", "counters")}
+        return {k: v for k, v in self.__dict__.items() if k not in _REMEMBERED}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -147,10 +151,9 @@ class SegmentationModel:
         cache_umap_kernels()
         say = progress or (lambda message: log.info("%s", message))
         p = self.params
-        floor = max(50, 2 * getattr(self.clusterer, "min_cluster_floor", 25))
-        if len(customers) < floor:
+        if len(customers) < MIN_TRAINING_ROWS:
             raise TrainingError(f"{len(customers)} usable customers is too few to find segments; need at least "
-                                f"{floor}.")
+                                f"{MIN_TRAINING_ROWS}.")
         keys = placement_keys(customers)
         months = keys["join_year"] * 12 + keys["join_month"] - 1
         self.reference_month_ = int(months.max())
@@ -180,10 +183,11 @@ class SegmentationModel:
         started = time.perf_counter()
         self.clusterer_ = clone(self.clusterer).fit(embedding_fit)
         self.timings_["hdbscan_fit_s"] = round(time.perf_counter() - started, 2)
+        say(f"clusterer fitted: {getattr(self.clusterer_, 'fitted_sizes_', {})}")
         labels_fit = self.clusterer_.labels_
         self.cluster_ids_ = list(self.clusterer_.cluster_ids_)
         if not self.cluster_ids_:
-            raise TrainingError("HDBSCAN found no segment in this data (everything is noise).")
+            raise TrainingError("The clusterer found no segment in this data (everything is noise).")
 
         strengths_fit = self.clusterer_.probabilities_
         self.embedding_sample_ = embedding_fit[: min(len(embedding_fit), 5000)]
@@ -312,7 +316,8 @@ class SegmentationModel:
 
     def _vectors(self, keys: pd.DataFrame) -> np.ndarray:
         """Model-ready feature rows for placement keys (encoder → scaler)."""
-        self.counters.keys_encoded += len(keys)
+        with self._lock:
+            self.counters.keys_encoded += len(keys)
         return self._scaled(feature_frame(keys, self.reference_month_, self.max_tenure_))
 
     def _place_vectors(self, X: np.ndarray, batch: int = 5000) -> list[Answer]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from portal.errors import ReleaseError
+from portal.segmentation.model import STAGE_FILES, STATE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,13 @@ REBUILD_HINT = "Rebuild it in this environment with `make train` (or `flask --ap
 #: Libraries whose pickles are only readable by the exact version that wrote them.
 PINNED_LIBRARIES = ("numpy", "scipy", "scikit-learn", "numba", "llvmlite", "umap-learn", "pynndescent",
                     "hdbscan", "joblib", "pandas")
-STABLE_LINKS = ("encoder.pkl", "scaler.pkl", "umap.pkl", "hdbscan.pkl", "cluster_personas.pkl",
-                "cluster_personas.json", "cluster_profiles.csv", "segments.png", MANIFEST)
+PERSONA_FILES = ("cluster_personas.pkl", "cluster_personas.json", "cluster_profiles.csv", "segments.png")
+STABLE_LINKS = (*STAGE_FILES, *PERSONA_FILES, MANIFEST)
 TMP_PREFIX = ".tmp-"
 #: Bumped whenever the features or the saved state change shape; a release of another format is refused.
-MODEL_FORMAT = 6
+MODEL_FORMAT = 7
 #: Artifacts without which a release cannot serve; the manifest must list (and so checksum) each one.
-REQUIRED_FILES = ("encoder.pkl", "scaler.pkl", "umap.pkl", "hdbscan.pkl", "placement_table.pkl",
-                  "cluster_personas.pkl", "cluster_profiles.csv")
+REQUIRED_FILES = (*STAGE_FILES, STATE_FILE, "cluster_personas.pkl", "cluster_profiles.csv")
 
 
 def runtime_environment() -> dict[str, str]:

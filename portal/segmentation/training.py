@@ -26,6 +26,7 @@ from portal.segmentation.metrics import metrics_of, replacement_agreement
 from portal.segmentation.model import SegmentationModel, SegmentationParams
 from portal.segmentation.personas import build_personas
 from portal.segmentation.segment_map import draw_segment_map
+from portal.segmentation.stages import Clusterer, Reducer
 from schemas import CUSTOMER_ID, FEATURE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,8 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
                                        "tenure_months", "month_sin, month_cos"],
                            "encoded_columns": list(model.encoder_.get_feature_names_out())},
         "parameters": {**model.params.as_dict(), "reducer": model.reducer_.get_params(),
-                       "clusterer": model.clusterer_.get_params()},
+                       "clusterer": model.clusterer_.get_params(),
+                       "clusterer_fitted": getattr(model.clusterer_, "fitted_sizes_", None)},
         "metrics": metrics,
         "timings": model.timings_,
         "persona_count": len(personas),
@@ -116,14 +118,15 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
 
 
 def train_release(paths: list[Path], production_dir: Path, params: SegmentationParams | None = None,
-                  progress: Progress | None = None,
-                  customer_key: CustomerKey | None = None) -> tuple[Path, dict[str, Any], TrainingData]:
+                  progress: Progress | None = None, customer_key: CustomerKey | None = None,
+                  reducer: Reducer | None = None,
+                  clusterer: Clusterer | None = None) -> tuple[Path, dict[str, Any], TrainingData]:
     """Fit on ``paths`` and write a complete release into a fresh staging folder (not yet published)."""
     say = progress or (lambda m: log.info("%s", m))
     started = time.perf_counter()
     data = collect_training_data(paths, say, customer_key)
     say(f"training on {len(data.customers)} customers ({data.duplicates_dropped} duplicates dropped)")
-    model = SegmentationModel(params).fit(data.customers, progress=say)
+    model = SegmentationModel(params, reducer=reducer, clusterer=clusterer).fit(data.customers, progress=say)
     version = releases.new_version()
     staging = releases.new_staging_dir(production_dir)
     say("writing artifacts, personas and the segment map")
