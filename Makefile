@@ -10,7 +10,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export NUMBA_THREADING_LAYER ?= workqueue
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test train model bench lint install clean-model
+.PHONY: run test train model bench lint install clean-model redis-server
 
 install: $(STAMP)
 
@@ -27,13 +27,18 @@ model: $(STAMP)
 run: model
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
-test: $(STAMP)
+# The tests start their own Redis server (several-hosts cases): Debian's package, installed once (CI is root).
+redis-server:
+	@command -v redis-server >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null)
+
+test: $(STAMP) redis-server
 	$(PY) -m pytest
 
 train: $(STAMP)
 	$(VENV)/bin/flask --app app train $(if $(DATA),--data "$(DATA)",)
 
-bench: $(STAMP)
+bench: $(STAMP) redis-server
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: $(STAMP)
