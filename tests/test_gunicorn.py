@@ -26,7 +26,7 @@ from tests.test_model_store import copy_release
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")  # the running venv's, whichever it is
 LOCATIONS = ["Bedok", "Tampines", "Jurong West", "Woodlands", "Yishun", "Nowhere Town"]
-SERVING = re.compile(r"\[(\d+)\] portal\.live_model .*serving model (\S+)")
+SERVING = re.compile(r"\[(\d+)\] portal\.serving\.live_model .*serving model (\S+)")
 
 
 def _free_port() -> int:

@@ -14,7 +14,6 @@ API; with RATE_LIMIT_FAIL_OPEN=false the limited routes answer 503 until Redis i
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 
@@ -90,7 +89,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter | None:
     @app.errorhandler(RateLimitExceeded)
     def _too_many(exc: RateLimitExceeded):
         current = limiter.current_limit
-        retry = max(1, math.ceil(current.reset_at - time.time())) if current else 60
+        retry = max(1, int(current.reset_at - time.time())) if current else 60  # as Retry-After says
         group = str(exc.limit.scope) if exc.limit else ""
         error = RateLimited(f"Too many {group} requests: the limit is {limits.get(group, '?')} per minute per "
                             f"client. Retry in {retry} s.", details={"retry_after_s": retry})
