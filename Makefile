@@ -10,7 +10,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
 export NUMBA_THREADING_LAYER ?= workqueue
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: run test test-fast train model bench lint install clean-model
+.PHONY: run test test-fast train model bench lint install clean-model redis-server
 
 install: $(STAMP)
 
@@ -29,17 +29,22 @@ model: $(STAMP)
 run: model
 	exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
-test: $(STAMP)
+# The tests start their own Redis server (several-hosts cases): Debian's package, installed once (CI is root).
+redis-server:
+	@command -v redis-server >/dev/null || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null)
+
+test: $(STAMP) redis-server
 	$(PY) -m pytest
 
 # Day-to-day: everything but the `slow` marker (real gunicorn, subprocess fits). CI runs `make test`.
-test-fast: $(STAMP)
+test-fast: $(STAMP) redis-server
 	$(PY) -m pytest -m "not slow"
 
 train: $(STAMP)
 	$(VENV)/bin/flask --app app train $(if $(DATA),--data "$(DATA)",)
 
-bench: $(STAMP)
+bench: $(STAMP) redis-server
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 lint: $(STAMP)

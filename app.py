@@ -14,6 +14,7 @@ from typing import Any
 from flask import jsonify, redirect
 from flask_cors import CORS
 from flask_openapi3 import Info, OpenAPI
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from generate import SERVICE_VERSION, Services
 from portal.cli import register_cli
@@ -23,6 +24,7 @@ from portal.logging_setup import configure_logging, install_request_logging
 from portal.routes.admin import admin_api
 from portal.routes.content import content_api
 from portal.routes.models import models_api
+from portal.routes.rate_limit import init_rate_limits
 from portal.routes.uploads import uploads_api
 from portal.serving.live_model import ModelHolder
 from portal.serving.upload_store import UploadStore
@@ -52,6 +54,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     app.config.update(MAX_CONTENT_LENGTH=settings.max_upload_bytes,
                       TESTING=settings.flask_env == "testing", DEBUG=settings.flask_debug)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # DefaultJSONProvider's setting
+    if settings.trusted_proxies:  # otherwise X-Forwarded-* are the client's own words and are ignored
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     CORS(app, origins=settings.allow_origins, methods=["GET", "POST", "OPTIONS"], expose_headers=["X-Request-ID"])
 
     models = ModelHolder(settings.model_dir, settings.model_reload_interval_s, settings.personas_file,
@@ -65,6 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     register_error_handlers(app)
     for blueprint in (content_api, uploads_api, models_api, admin_api):
         app.register_api(blueprint)
+    init_rate_limits(app, settings)
 
     @app.get("/docs", doc_ui=False)
     def _docs():

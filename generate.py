@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from portal.content.service import ContentService
+from portal.coordination.redis_link import redis_health
 from portal.errors import NotFound, ValidationFailed
 from portal.ingestion.reader import read_customer_file
 from portal.segmentation.personas import GENERAL_AUDIENCE
@@ -224,7 +225,8 @@ def options(services: Services) -> dict[str, Any]:
 
 
 def health(services: Services) -> tuple[dict[str, Any], int]:
-    """Service and model state; 503 with the reason and the fix when no usable model is loaded."""
+    """Service and model state; 503 with the reason and the fix when no usable model is loaded. Redis
+    being unreachable is reported but keeps 200: the API serves without it."""
     release = services.models.release
     schedule = services.scheduler.info() if services.scheduler else {"role": "not started", "next_run": None}
     body: dict[str, Any] = {
@@ -236,6 +238,7 @@ def health(services: Services) -> tuple[dict[str, Any], int]:
         "content_provider": services.content.provider_name,
         "next_retrain": schedule.get("next_run"),
         "scheduler": schedule.get("role"),
+        "redis": redis_health(services.settings),
     }
     if release and services.models.warning:
         body["warning"] = services.models.warning

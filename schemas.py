@@ -524,6 +524,11 @@ class OptionsResponse(BaseModel):
     segments: list[dict[str, Any]]
 
 
+class RedisState(BaseModel):
+    status: Literal["ok", "unavailable", "not configured"]
+    reason: str | None = None
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "error"]
     service_version: str
@@ -533,5 +538,6 @@ class HealthResponse(BaseModel):
     content_provider: Literal["openai", "offline"]
     next_retrain: str | None
     scheduler: str | None = None
+    redis: RedisState | None = None
     warning: str | None = None
     error: ErrorBody | None = None

@@ -24,19 +24,35 @@ def register_cli(app: Flask) -> None:
                   help="Customer files (.xlsx, .xls, .csv); repeat for several. Default: the bundled sample.")
     @click.option("--no-publish", is_flag=True, help="Write the release but do not make it live.")
     def train(paths: tuple[Path, ...], no_publish: bool) -> None:
-        """Fit a new model release and make it live."""
+        """Fit a new model release and make it live (under the run lock, so it never races a retrain)."""
+        from portal.errors import ServiceUnavailable
         from portal.segmentation.training import train_release
+        from retraining.status import retrain_state
 
         settings = _services(app).settings
         files = list(paths) or [settings.sample_data_path]
+        lock = retrain_state(settings).run_lock()
         try:
-            staging, manifest, _ = train_release(files, settings.production_models_dir,
-                                                 progress=lambda m: click.echo(f"  • {m}"))
-        except (PortalError, TrainingError) as exc:  # the file cannot be used: one line, exit 1, nothing changed
-            raise click.ClickException(f"{exc} (the live model is unchanged)") from None
-        final = releases.publish_release(staging, settings.production_models_dir, manifest["version"])
-        if not no_publish:
-            releases.set_live(settings.model_dir, final)
+            if not lock.acquire():
+                raise click.ClickException("A retraining or training run is in progress; wait for it "
+                                           "(flask --app app model list shows the releases).")
+        except ServiceUnavailable as exc:
+            raise click.ClickException(exc.message) from None
+        lock.keep()
+        try:
+            try:
+                staging, manifest, _ = train_release(files, settings.production_models_dir,
+                                                     progress=lambda m: click.echo(f"  • {m}"))
+            except (PortalError, TrainingError) as exc:  # the file cannot be used: one line, exit 1
+                raise click.ClickException(f"{exc} (the live model is unchanged)") from None
+            if not lock.still_held():
+                raise click.ClickException("The run lock was lost while training (Redis unreachable for longer "
+                                           "than RETRAIN_LEASE_S); nothing was published.")
+            final = releases.publish_release(staging, settings.production_models_dir, manifest["version"])
+            if not no_publish:
+                releases.set_live(settings.model_dir, final)
+        finally:
+            lock.release()
         click.echo(json.dumps({"version": manifest["version"], "path": str(final), "live": not no_publish,
                                "training_rows": manifest["training_rows"], "metrics": manifest["metrics"],
                                "fit_seconds": manifest["fit_seconds"]}, indent=2))

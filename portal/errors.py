@@ -73,6 +73,12 @@ class ModelUnavailable(PortalError):
     status, code = 503, "model_unavailable"
 
 
+class ServiceUnavailable(PortalError):
+    """A shared dependency (Redis) cannot be reached; the request may succeed when retried."""
+
+    status, code = 503, "service_unavailable"
+
+
 class ReleaseError(Exception):
     """A model release cannot be used (missing file, checksum, environment mismatch)."""
 

@@ -1,4 +1,7 @@
-"""Logging: one line per request (method, path, status, ms, request id), text or JSON lines."""
+"""Logging: one line per request (method, path, status, ms, client, request id), text or JSON lines.
+
+The client is ``request.remote_addr``: the peer, or the address a trusted proxy named (TRUSTED_PROXIES).
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ class JsonFormatter(logging.Formatter):
         entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname,
                  "logger": record.name, "message": record.getMessage(),
                  "request_id": getattr(record, "request_id", "-")}
-        for key in ("method", "path", "status", "ms"):
+        for key in ("method", "path", "status", "ms", "client"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
         if record.exc_info:
@@ -67,7 +70,8 @@ def install_request_logging(app: Flask) -> None:
     def _finish(response):
         elapsed = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "-")
-        log.info("%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed,
+        client = request.remote_addr or "-"
+        log.info("%s %s %s %.1fms client %s", request.method, request.path, response.status_code, elapsed, client,
                  extra={"method": request.method, "path": request.path, "status": response.status_code,
-                        "ms": round(elapsed, 1)})
+                        "ms": round(elapsed, 1), "client": client})
         return response

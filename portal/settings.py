@@ -50,9 +50,19 @@ class Settings(BaseSettings):
     generate_images: bool = False
     generation_concurrency: int = Field(8, ge=1, le=64, description="Parallel LLM calls per request.")
     cache_ttl_s: int = Field(3600, ge=0, description="0 disables the content cache.")
-    redis_url: str | None = Field(None, description="Share the content cache across workers and hosts.")
+    redis_url: str | None = Field(None, description="One Redis for every worker and host: scheduler lease, run "
+                                                    "lock, retrain status, rate limits, content cache. Unset: "
+                                                    "one host, file locks, per-process limits.")
+    redis_timeout_s: float = Field(0.5, gt=0, le=10, description="Connect and socket timeout of every Redis call.")
     brand_profile_path: Path | None = Field(None, description="Optional brand voice JSON file.")
     rate_limit_per_minute: int = Field(0, ge=0, description="Per-client limit on generation routes; 0 = off.")
+    rate_limit_upload_per_minute: int | None = Field(None, ge=0, description="Per-client limit on POST "
+                                                     "/upload-excel; unset = RATE_LIMIT_PER_MINUTE; 0 = off.")
+    rate_limit_admin_per_minute: int = Field(0, ge=0, description="Per-client limit on /admin/*; 0 = off.")
+    rate_limit_fail_open: bool = Field(True, description="Redis unreachable: true serves without limits, "
+                                                         "false answers 503 on limited routes.")
+    trusted_proxies: int = Field(0, ge=0, le=10, description="Proxies in front that set X-Forwarded-For; 0 = "
+                                                             "the peer address is the client.")
 
     # Data and models
     model_dir: Path = Field(Path("./model"), description="The live release (a pointer into PRODUCTION_MODELS_DIR).")
@@ -76,6 +86,8 @@ class Settings(BaseSettings):
     retrain_catchup_delay_s: int = Field(300, ge=0)
     retrain_keep_releases: int = Field(5, ge=1, le=100)
     retrain_max_noise_share: float = Field(0.25, gt=0, le=1)
+    retrain_lease_s: float = Field(30.0, ge=3, le=600, description="With REDIS_URL: lease of the scheduler leader "
+                                                                   "and the run lock, renewed every third of it.")
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin; unset disables /admin.")
 
     @field_validator("allow_origins", mode="before")

@@ -8,7 +8,6 @@ folder and becomes live only through one ``os.replace`` of the ``model/current``
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import resource
@@ -20,20 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portal.errors import Conflict, NotFound, ReleaseError, TrainingError
+from portal.errors import Conflict, NotFound, ReleaseError, ServiceUnavailable, TrainingError
 from portal.segmentation import releases
 from portal.settings import Settings, load_settings
-from retraining.status import (
-    FAILED,
-    REJECTED,
-    RUNNING,
-    SUCCEEDED,
-    FileLock,
-    now_iso,
-    run_lock,
-    state_dir,
-    write_status,
-)
+from retraining.status import FAILED, REJECTED, RUNNING, SUCCEEDED, FileLock, LocalState, now_iso, retrain_state
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -127,25 +116,32 @@ def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, repor
     return None
 
 
-def _save_report(settings: Settings, report: RetrainReport) -> Path:
-    folder = state_dir(settings.production_models_dir) / "reports"
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = report.started_at.replace(":", "").replace("+0000", "Z")
-    (folder / f"{stem}.json").write_text(json.dumps(asdict(report), indent=2, default=str))
-    (folder / f"{stem}.txt").write_text(report.summary() + "\n")
-    return folder / f"{stem}.json"
+def _write_status(state: LocalState, status: dict[str, Any]) -> None:
+    """Progress updates must not fail the run: a Redis blip only delays what /admin/retrain/status shows."""
+    try:
+        state.write_status(status)
+    except ServiceUnavailable as exc:
+        log.warning("status not updated: %s", exc.message)
 
 
 def run_retraining(settings: Settings, progress: Progress | None = None,
-                   lock: FileLock | None = None) -> RetrainReport:
-    """One full run under the host-wide run lock (taken here, or handed over already held by the
-    process that started this one); never raises for a data or model problem."""
+                   lock: FileLock | Any | None = None) -> RetrainReport:
+    """One full run under the run lock (the host's flock, or the lease shared by every host with
+    REDIS_URL), taken here or handed over already held by the process that started this one; never
+    raises for a data or model problem, and never publishes once the lock is lost."""
     say = progress or (lambda m: log.info("%s", m))
     report = RetrainReport()
-    lock = lock or run_lock(settings.production_models_dir)
-    if not lock.acquire():
-        report.state, report.reason = FAILED, "another retraining run is in progress on this host"
+    state = retrain_state(settings)
+    lock = lock or state.run_lock()
+    try:
+        acquired = lock.acquire()
+    except ServiceUnavailable as exc:
+        report.state, report.reason = FAILED, f"not started: {exc.message}"
         return report
+    if not acquired:
+        report.state, report.reason = FAILED, "another retraining or training run is in progress"
+        return report
+    lock.keep()
     staging = None
     try:
         removed = releases.clean_stale_staging(settings.production_models_dir)
@@ -153,8 +149,7 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             say(f"removed {removed} stale temporary folder(s) from an interrupted run")
         current = releases.live_release_dir(settings.model_dir)
         report.previous_version = current.name if current else None
-        write_status(settings.production_models_dir,
-                     {"state": RUNNING, "pid": os.getpid(), "report": asdict(report)})
+        _write_status(state, {"state": RUNNING, "pid": os.getpid(), "report": asdict(report)})
 
         from portal.segmentation.training import train_release
 
@@ -164,8 +159,7 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
 
         def stage(message: str) -> None:
             say(message)
-            write_status(settings.production_models_dir,
-                         {"state": RUNNING, "pid": os.getpid(), "stage": message, "report": asdict(report)})
+            _write_status(state, {"state": RUNNING, "pid": os.getpid(), "stage": message, "report": asdict(report)})
 
         staging, manifest, data = train_release(files, settings.production_models_dir, progress=stage,
                                                 customer_key=snapshot_key(settings))
@@ -181,6 +175,9 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             report.state, report.reason = REJECTED, f"kept {report.previous_version}: {rejection}"
             shutil.rmtree(staging, ignore_errors=True)
             return report
+        if not lock.still_held():
+            raise TrainingError("the run lock was lost (Redis unreachable for longer than RETRAIN_LEASE_S, or "
+                                "the run stalled); the new release was not published")
         final = releases.publish_release(staging, settings.production_models_dir, manifest["version"])
         staging = None
         releases.set_live(settings.model_dir, final)
@@ -202,8 +199,8 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
         report.peak_memory_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         report.finished_at = now_iso()
         if report.state != RUNNING:
-            _save_report(settings, report)
-            write_status(settings.production_models_dir, {"state": report.state, "report": asdict(report)})
+            state.save_report(asdict(report), report.summary())
+            _write_status(state, {"state": report.state, "report": asdict(report)})
         lock.release()
         say(report.summary())
 
@@ -226,12 +223,11 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the child process the scheduler and /admin/retrain start."""
     parser = argparse.ArgumentParser(prog="python -m retraining.job")
     parser.add_argument("--lock-fd", type=int, help="descriptor of the run lock, already held (from the parent)")
+    parser.add_argument("--lease-token", help="token of the run lease in Redis, already held (from the parent)")
     args = parser.parse_args(argv)
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s retrain %(message)s")
-    lock = None
-    if args.lock_fd is not None:
-        lock = FileLock.inherited(run_lock(settings.production_models_dir).path, args.lock_fd)
+    lock = retrain_state(settings).adopt_run_lock(fd=args.lock_fd, token=args.lease_token)
     report = run_retraining(settings, lock=lock)
     sys.exit(0 if report.state in (SUCCEEDED, REJECTED) else 1)
 

@@ -15,7 +15,7 @@ from portal.settings import PROJECT_ROOT
 os.environ.setdefault("NUMBA_CACHE_DIR", str(PROJECT_ROOT / ".numba_cache"))
 os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
-pytest_plugins = ("tests.llm_server",)
+pytest_plugins = ("tests.llm_server", "tests.redis_server")
 
 DATA = Path(__file__).parent / "data"
 TRAINING_ROWS = 1500

@@ -8,9 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import fakeredis
 import pytest
-import redis
 
 from portal.content.providers import DraftRequest, OpenAIProvider, ProviderError, image_size
 from portal.content.service import ContentService, time_budget_s
@@ -227,12 +225,12 @@ def test_degraded_results_are_not_cached(service, llm_server):
     assert not second["degraded"] and not second["cached"] and len(llm_server.calls()) == 3
 
 
-def test_redis_cache_is_shared_between_workers(llm_settings, llm_server, monkeypatch):
-    shared = fakeredis.FakeServer()
-    monkeypatch.setattr(redis.Redis, "from_url", classmethod(
-        lambda cls, url, **kw: fakeredis.FakeRedis(server=shared)))
-    worker_a = ContentService(llm_settings(redis_url="redis://cache:6379/0"))
-    worker_b = ContentService(llm_settings(redis_url="redis://cache:6379/0"))
+def test_redis_cache_is_shared_between_workers(llm_settings, llm_server, redis_server, redis_url):
+    from portal.coordination.redis_link import RedisLink
+
+    worker_a = ContentService(llm_settings(redis_url=redis_url))
+    worker_b = ContentService(llm_settings(redis_url=redis_url))
+    worker_b._cache.link = RedisLink(redis_url, 0.5)  # another process: its own connections
     try:
         worker_a.generate(PERSONA, campaign(), prefs())
         hit = worker_b.generate(PERSONA, campaign(), prefs())
@@ -240,7 +238,28 @@ def test_redis_cache_is_shared_between_workers(llm_settings, llm_server, monkeyp
         worker_a.close()
         worker_b.close()
     assert hit["cached"] and len(llm_server.calls()) == 1
-    assert 0 < fakeredis.FakeRedis(server=shared).ttl(fakeredis.FakeRedis(server=shared).keys()[0]) <= 3600
+    direct = redis_server.client()
+    assert 0 < direct.ttl(direct.keys("portal:content:*")[0]) <= 3600
+
+
+def test_redis_down_is_a_cache_miss_and_its_return_a_hit_again(llm_settings, llm_server, redis_server, redis_url):
+    from portal.coordination import redis_link
+
+    svc = ContentService(llm_settings(redis_url=redis_url))
+    try:
+        redis_server.stop()
+        started = time.perf_counter()
+        down = [svc.generate(PERSONA, campaign(), prefs()) for _ in range(3)]
+        elapsed = time.perf_counter() - started
+        assert not any(r["cached"] or r["degraded"] for r in down) and len(llm_server.calls()) == 3
+        assert elapsed < 3  # skipped while known down, not a timeout per call
+
+        redis_server.start()
+        time.sleep(redis_link.RETRY_AFTER_S)
+        svc.generate(PERSONA, campaign(), prefs())
+        assert svc.generate(PERSONA, campaign(), prefs())["cached"]
+    finally:
+        svc.close()
 
 
 def test_no_personal_data_ever_reaches_the_server(service, llm_server):

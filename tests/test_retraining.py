@@ -101,7 +101,7 @@ def test_a_run_rejected_after_the_due_time_is_not_caught_up_again(workspace) -> 
 
 def test_leader_schedules_one_catch_up_run_when_the_quarter_was_missed(workspace, monkeypatch) -> None:
     launched = []
-    monkeypatch.setattr(retrain_scheduler, "launch_retraining", lambda settings: launched.append(time.time()))
+    monkeypatch.setattr(retrain_scheduler, "launch_retraining", lambda settings, **_: launched.append(time.time()))
     _set_created_at(workspace, datetime(2020, 1, 1, tzinfo=UTC))
     settings = _settings(workspace, retrain_enabled=True, retrain_catchup_delay_s=1)
     leader = retrain_scheduler.RetrainScheduler(settings)

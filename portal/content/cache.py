@@ -1,7 +1,8 @@
 """Content cache: the same normalised request returns the stored result for a TTL.
 
 In-process by default; Redis when REDIS_URL is set so gunicorn workers and hosts share hits. A cache
-outage must never break generation, so Redis errors are logged and treated as misses.
+outage must never break generation, so Redis errors are treated as misses, and while the shared link
+knows Redis is down the cache is skipped without a round-trip (see portal.coordination.redis_link).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
+from portal.coordination.redis_link import RedisLink, shared_link
+from portal.errors import ServiceUnavailable
 from portal.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,43 +99,35 @@ class MemoryCache:
 class RedisCache:
     """JSON values with an expiry; shared by every worker that points at the same Redis."""
 
-    def __init__(self, client: Any, ttl_s: int) -> None:
-        self.client, self.ttl_s = client, ttl_s
-
-    @classmethod
-    def from_url(cls, url: str, ttl_s: int) -> RedisCache:
-        """Short socket timeouts: a slow cache must not eat the generation time budget."""
-        import redis
-
-        return cls(redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0), ttl_s)
+    def __init__(self, link: RedisLink, ttl_s: int) -> None:
+        self.link, self.ttl_s = link, ttl_s
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored value, or None on a miss or when Redis is unreachable."""
         try:
-            raw = self.client.get(key)
+            raw = self.link.run(lambda r: r.get(key), "The content cache")
             return json.loads(raw) if raw else None
-        except Exception as exc:  # noqa: BLE001 - a cache outage is a miss, not an error
-            log.warning("content cache read failed: %s", type(exc).__name__)
+        except ServiceUnavailable:  # a cache outage is a miss, not an error; the link has logged it
             return None
 
     def set(self, key: str, value: dict[str, Any]) -> None:
         """Store with the TTL; a failed write only costs a future miss."""
+        body = json.dumps(value, ensure_ascii=False)
         try:
-            self.client.set(key, json.dumps(value, ensure_ascii=False), ex=self.ttl_s)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("content cache write failed: %s", type(exc).__name__)
+            self.link.run(lambda r: r.set(key, body, ex=self.ttl_s), "The content cache")
+        except ServiceUnavailable:
+            return None
 
     def close(self) -> None:
-        try:
-            self.client.close()
-        except Exception as exc:  # noqa: BLE001
-            log.debug("content cache close failed: %s", type(exc).__name__)
+        """Nothing to close: the link belongs to the process, not to this cache."""
+        return None
 
 
 def make_cache(settings: Settings) -> ContentCache:
     """Redis when REDIS_URL is set, otherwise in-process; nothing when the TTL is 0."""
     if settings.cache_ttl_s <= 0:
         return NullCache()
-    if settings.redis_url:
-        return RedisCache.from_url(settings.redis_url, settings.cache_ttl_s)
+    link = shared_link(settings)
+    if link is not None:
+        return RedisCache(link, settings.cache_ttl_s)
     return MemoryCache(settings.cache_ttl_s)

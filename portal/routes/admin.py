@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 
 from flask import request
 from flask_openapi3 import APIBlueprint, Tag
@@ -11,6 +12,8 @@ from pydantic import BaseModel, Field
 from portal.errors import NotFound, Unauthorized
 from portal.routes import services
 from schemas import ERROR_RESPONSES
+
+audit = logging.getLogger("portal.audit")
 
 admin_api = APIBlueprint("admin", __name__, url_prefix="/admin", abp_tags=[Tag(name="Admin")],
                          abp_responses={**ERROR_RESPONSES, 401: ERROR_RESPONSES[400]},
@@ -29,6 +32,8 @@ def _require_token() -> None:
     given = request.headers.get("Authorization", "")
     expected = f"Bearer {token.get_secret_value()}"
     if not hmac.compare_digest(given.encode(), expected.encode()):
+        audit.warning("admin %s %s refused: bad or missing token, client %s", request.method, request.path,
+                      request.remote_addr)
         raise Unauthorized("Send Authorization: Bearer <ADMIN_TOKEN>.")
 
 
@@ -38,6 +43,7 @@ def retrain():
     from retraining.scheduler import launch_retraining
 
     pid = launch_retraining(services().settings)
+    audit.info("admin retrain started (process %s), client %s", pid, request.remote_addr)
     return {"status": "ok", "state": "running", "pid": pid, "status_url": "/admin/retrain/status",
             "model_version": services().model_version()}, 202
 
@@ -45,10 +51,10 @@ def retrain():
 @admin_api.get("/retrain/status")
 def retrain_status():
     """State of the last run (idle, running, succeeded, failed, rejected) with its report."""
-    from retraining.status import read_status
+    from retraining.status import retrain_state
 
     return {"status": "ok", "model_version": services().model_version(),
-            **read_status(services().settings.production_models_dir)}
+            **retrain_state(services().settings).read_status()}
 
 
 @admin_api.post("/model/rollback")
@@ -57,4 +63,5 @@ def model_rollback(body: RollbackBody):
     from retraining.job import rollback
 
     version = rollback(services().settings, body.version)
+    audit.info("admin rollback to %s, client %s", version, request.remote_addr)
     return {"status": "ok", "model_version": version, "message": "Workers switch within seconds."}

@@ -6,7 +6,6 @@ from flask_openapi3 import APIBlueprint, Tag
 
 import generate
 from portal.routes import services
-from portal.routes.rate_limit import limit_generation
 from schemas import ERROR_RESPONSES, GeneratePostRequest, GeneratePromoRequest, PromoResponse
 
 content_api = APIBlueprint("content", __name__, abp_tags=[Tag(name="Content")],
@@ -20,12 +19,10 @@ def generate_promo(body: GeneratePromoRequest):
     The persona comes from the segmentation pipeline when audience fields are given, from
     `cluster_id` when given, else a general audience; `persona_source` says which.
     """
-    limit_generation()
     return generate.generate_promo(body, services())
 
 
 @content_api.post("/generate-post", responses={200: PromoResponse})
 def generate_post(body: GeneratePostRequest):
     """Regenerate content for one segment of an earlier upload (`upload_id` + `cluster_id`) or a persona."""
-    limit_generation()
     return generate.generate_post(body, services())

@@ -8,7 +8,6 @@ from flask_openapi3 import APIBlueprint, Tag
 import generate
 from portal.errors import BadRequest
 from portal.routes import services
-from portal.routes.rate_limit import limit_generation
 from schemas import ERROR_RESPONSES, UploadPath, UploadRequest, UploadResponse
 
 uploads_api = APIBlueprint("uploads", __name__, abp_tags=[Tag(name="Uploads")], abp_responses=ERROR_RESPONSES)
@@ -19,7 +18,6 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def upload_excel(form: UploadRequest):
     """Upload a customer list (.xlsx, .xls or .csv): every customer is placed in a segment, and each
     segment gets its persona and generated content. Bad rows are skipped and reported."""
-    limit_generation()
     data = form.file.read()
     if not data:
         raise BadRequest("The uploaded file is empty; choose a customer list with a header row and data.")
