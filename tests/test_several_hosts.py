@@ -66,7 +66,7 @@ class Host:
         self.log = self.cwd / "gunicorn.log"
         with self.log.open("wb") as log_file:
             self.master = subprocess.Popen(
-                [str(GUNICORN), "-c", str(PROJECT_ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{self.port}",
+                [*GUNICORN, "-c", str(PROJECT_ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{self.port}",
                  "--no-control-socket"], cwd=self.cwd, env={**env, "PORT": str(self.port)}, stdout=log_file,
                 stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -177,6 +177,7 @@ def test_two_hosts_share_the_schedule_the_run_lock_the_limits_and_survive_redis_
            "RATE_LIMIT_UPLOAD_PER_MINUTE": str(UPLOAD_LIMIT), "TRUSTED_PROXIES": "0",
            "MODEL_RELOAD_INTERVAL_S": "0.5", "LOG_LEVEL": "INFO", "LOG_FORMAT": "text",
            "PYTHONPATH": str(PROJECT_ROOT)}
+    first_version = releases.live_release_dir(workspace["model"]).name  # before the catch-up can replace it
     hosts = [Host(name, tmp_path, workspace, env) for name in ("host-a", "host-b")]
     a, b = hosts
     children: list[int] = []
@@ -184,7 +185,6 @@ def test_two_hosts_share_the_schedule_the_run_lock_the_limits_and_survive_redis_
         wait_for(lambda: all(len(h.serving()) == 2 for h in hosts) or any(h.master.poll() is not None
                                                                          for h in hosts), timeout_s=120, every_s=0.5)
         assert all(h.master.poll() is None for h in hosts), a.text()[-2000:] + b.text()[-2000:]
-        first_version = releases.live_release_dir(workspace["model"]).name
 
         # One leader for four workers; the missed run is caught up once, whichever host leads.
         wait_for(lambda: sum(len(h.leaders()) for h in hosts) == 1, timeout_s=20)
