@@ -8,6 +8,7 @@ folder and becomes live only through one ``os.replace`` of the ``model/current``
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import resource
@@ -19,10 +20,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portal.errors import Conflict, NotFound, ReleaseError, ServiceUnavailable, TrainingError
+from portal.errors import Conflict, NotFound, PortalError, ReleaseError, ServiceUnavailable, TrainingError
 from portal.segmentation import releases
 from portal.settings import Settings, load_settings
-from retraining.status import FAILED, REJECTED, RUNNING, SUCCEEDED, FileLock, LocalState, now_iso, retrain_state
+from retraining.status import (
+    FAILED,
+    REJECTED,
+    RUNNING,
+    SUCCEEDED,
+    FileLock,
+    LocalState,
+    now_iso,
+    retrain_state,
+    state_dir,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -46,10 +57,13 @@ class RetrainReport:
     metrics: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
     peak_memory_mb: float | None = None
+    #: a train job (POST /admin/train) rather than the quarterly retraining on the snapshots
+    job_id: str | None = None
 
     def summary(self) -> str:
         m = self.metrics
-        return (f"retrain {self.state}: {self.reason}\n"
+        kind = f"train job {self.job_id}" if self.job_id else "retrain"
+        return (f"{kind} {self.state}: {self.reason}\n"
                 f"  release {self.version or '-'} (previous {self.previous_version or '-'})\n"
                 f"  rows read {self.rows_read}, used {self.rows_used}, from {len(self.sources)} file(s)\n"
                 f"  segments {m.get('clusters')}, noise {m.get('noise_share')}, DBCV {m.get('dbcv')}, "
@@ -124,13 +138,32 @@ def _write_status(state: LocalState, status: dict[str, Any]) -> None:
         log.warning("status not updated: %s", exc.message)
 
 
+@dataclass(frozen=True)
+class TrainJob:
+    """Train on one customer file instead of the snapshots; ``publish=False`` keeps the release staged
+    (in PRODUCTION_MODELS_DIR, not live) for a rollback-style switch later."""
+
+    job_id: str
+    data: Path
+    publish: bool = True
+
+    def child_args(self) -> list[str]:
+        return ["--job", self.job_id, "--data", str(self.data), *([] if self.publish else ["--stage-only"])]
+
+
+def train_jobs_dir(settings: Settings) -> Path:
+    """Where train jobs keep their customer file and report (on the storage every host shares)."""
+    return state_dir(settings.production_models_dir) / "train-jobs"
+
+
 def run_retraining(settings: Settings, progress: Progress | None = None,
-                   lock: FileLock | Any | None = None) -> RetrainReport:
+                   lock: FileLock | Any | None = None, job: TrainJob | None = None) -> RetrainReport:
     """One full run under the run lock (the host's flock, or the lease shared by every host with
     REDIS_URL), taken here or handed over already held by the process that started this one; never
-    raises for a data or model problem, and never publishes once the lock is lost."""
+    raises for a data or model problem, and never publishes once the lock is lost. With ``job``, the run
+    trains on that file, through the same gates and atomic swap."""
     say = progress or (lambda m: log.info("%s", m))
-    report = RetrainReport()
+    report = RetrainReport(job_id=job.job_id if job else None)
     state = retrain_state(settings)
     lock = lock or state.run_lock()
     try:
@@ -153,7 +186,7 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
 
         from portal.segmentation.training import train_release
 
-        files = snapshot_files(settings)
+        files = [job.data] if job else snapshot_files(settings)
         report.sources = [str(p) for p in files]
         started = time.perf_counter()
 
@@ -162,7 +195,7 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             _write_status(state, {"state": RUNNING, "pid": os.getpid(), "stage": message, "report": asdict(report)})
 
         staging, manifest, data = train_release(files, settings.production_models_dir, progress=stage,
-                                                customer_key=snapshot_key(settings))
+                                                customer_key=None if job else snapshot_key(settings))
         report.timings_s["fit"] = round(time.perf_counter() - started, 2)
         report.version, report.rows_read = manifest["version"], manifest["rows_read"]
         report.rows_used = manifest["training_rows"]
@@ -180,6 +213,10 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
                                 "the run stalled); the new release was not published")
         final = releases.publish_release(staging, settings.production_models_dir, manifest["version"])
         staging = None
+        if job and not job.publish:
+            report.state, report.reason = SUCCEEDED, (f"{final.name} is staged, not live; make it live with "
+                                                      f"POST /admin/model/rollback {{\"version\": \"{final.name}\"}}")
+            return report
         releases.set_live(settings.model_dir, final)
         pruned = releases.prune_releases(settings.production_models_dir, settings.model_dir,
                                             settings.retrain_keep_releases)
@@ -188,6 +225,9 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
         return report
     except (TrainingError, ReleaseError, NotFound) as exc:
         report.state, report.reason = FAILED, str(exc)
+        return report
+    except PortalError as exc:  # the customer file cannot be used (missing columns, no rows, ...)
+        report.state, report.reason = REJECTED, f"kept {report.previous_version}: {exc.message}"
         return report
     except Exception as exc:  # the report must say what happened whatever it was
         log.exception("retraining failed")
@@ -200,6 +240,9 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
         report.finished_at = now_iso()
         if report.state != RUNNING:
             state.save_report(asdict(report), report.summary())
+            if job:
+                (train_jobs_dir(settings) / job.job_id / "report.json").write_text(
+                    json.dumps(asdict(report), indent=2, default=str))
             _write_status(state, {"state": report.state, "report": asdict(report)})
         lock.release()
         say(report.summary())
@@ -224,11 +267,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m retraining.job")
     parser.add_argument("--lock-fd", type=int, help="descriptor of the run lock, already held (from the parent)")
     parser.add_argument("--lease-token", help="token of the run lease in Redis, already held (from the parent)")
+    parser.add_argument("--job", help="train job id (POST /admin/train)")
+    parser.add_argument("--data", type=Path, help="the train job's customer file")
+    parser.add_argument("--stage-only", action="store_true", help="publish the release without making it live")
     args = parser.parse_args(argv)
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s retrain %(message)s")
     lock = retrain_state(settings).adopt_run_lock(fd=args.lock_fd, token=args.lease_token)
-    report = run_retraining(settings, lock=lock)
+    job = TrainJob(args.job, args.data, publish=not args.stage_only) if args.job and args.data else None
+    report = run_retraining(settings, lock=lock, job=job)
     sys.exit(0 if report.state in (SUCCEEDED, REJECTED) else 1)
 
 

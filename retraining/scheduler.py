@@ -29,6 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from portal.errors import Conflict, PortalError, ServiceUnavailable
 from portal.segmentation import releases
 from portal.settings import PROJECT_ROOT, Settings
+from retraining.job import TrainJob
 from retraining.status import REJECTED, RUNNING, SUCCEEDED, LocalState, retrain_state, state_dir
 
 log = logging.getLogger(__name__)
@@ -107,13 +108,15 @@ def settings_as_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def launch_retraining(settings: Settings, unless_finished_since: datetime | None = None) -> int | None:
+def launch_retraining(settings: Settings, unless_finished_since: datetime | None = None,
+                      job: TrainJob | None = None) -> int | None:
     """Start the job in a child process; 409 when a run is already in progress (on any host with
     REDIS_URL), 503 when Redis cannot be reached. None, starting nothing, when a run has finished since
     ``unless_finished_since`` (checked under the lock, so two hosts' fires of one due time run once).
 
     The run lock is taken here, before the child exists, and handed to it: a second request arriving
-    while the child is still importing gets 409 instead of starting a duplicate run.
+    while the child is still importing gets 409 instead of starting a duplicate run. With ``job`` the
+    child trains on that file (POST /admin/train) under the same lock, gates and swap.
     """
     state = retrain_state(settings)
     lock = state.run_lock()
@@ -122,16 +125,18 @@ def launch_retraining(settings: Settings, unless_finished_since: datetime | None
     except ServiceUnavailable as exc:
         raise ServiceUnavailable(f"No retraining run was started: {exc.message}") from None
     if not acquired:
-        raise Conflict("A retraining run is already in progress; follow it at GET /admin/retrain/status.")
+        raise Conflict("A retraining or training run is already in progress; follow it at "
+                       "GET /admin/retrain/status and try again when it has finished.")
     try:
         if unless_finished_since is not None and finished_since(state, unless_finished_since):
             lock.release()
             log.info("a run has finished since %s; nothing to do", unless_finished_since.isoformat())
             return None
-        state.write_status({"state": RUNNING, "stage": "starting"})
+        state.write_status({"state": RUNNING, "stage": "starting", "job_id": job.job_id if job else None})
         log_path = state_dir(settings.production_models_dir) / "last-run.log"
         with log_path.open("ab") as log_file:
-            child = subprocess.Popen([sys.executable, "-m", "retraining.job", *lock.child_args()],
+            child = subprocess.Popen([sys.executable, "-m", "retraining.job", *lock.child_args(),
+                                      *(job.child_args() if job else [])],
                                      cwd=PROJECT_ROOT, env=settings_as_env(settings), stdout=log_file,
                                      stderr=subprocess.STDOUT, start_new_session=True, pass_fds=lock.pass_fds)
     except BaseException:

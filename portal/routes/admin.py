@@ -1,4 +1,4 @@
-"""Admin routes: trigger retraining, follow it, roll back. Bearer ADMIN_TOKEN; off when it is unset."""
+"""Admin routes: trigger retraining or a train job, follow them, roll back. Bearer ADMIN_TOKEN; off when it is unset."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import hmac
 import logging
 
 from flask import request
-from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, Field
+from flask_openapi3 import APIBlueprint, FileStorage, Tag
+from pydantic import BaseModel, ConfigDict, Field
 
-from portal.errors import NotFound, Unauthorized
+from portal.errors import BadRequest, NotFound, Unauthorized
 from portal.routes import services
 from schemas import ERROR_RESPONSES
 
@@ -18,6 +18,19 @@ audit = logging.getLogger("portal.audit")
 admin_api = APIBlueprint("admin", __name__, url_prefix="/admin", abp_tags=[Tag(name="Admin")],
                          abp_responses={**ERROR_RESPONSES, 401: ERROR_RESPONSES[400]},
                          abp_security=[{"bearer": []}])
+
+
+class TrainForm(BaseModel):
+    """Multipart body of POST /admin/train: a customer file, or the id of an earlier upload."""
+
+    model_config = ConfigDict(extra="ignore")
+    file: FileStorage | None = Field(None, description="The customer file (.xlsx, .xls or .csv).")
+    upload_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="Train on an earlier upload.")
+    publish: bool = Field(True, description="false: keep the new release staged instead of making it live.")
+
+
+class TrainPath(BaseModel):
+    job_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="Id returned by POST /admin/train.")
 
 
 class RollbackBody(BaseModel):
@@ -46,6 +59,29 @@ def retrain():
     audit.info("admin retrain started (process %s), client %s", pid, request.remote_addr)
     return {"status": "ok", "state": "running", "pid": pid, "status_url": "/admin/retrain/status",
             "model_version": services().model_version()}, 202
+
+
+@admin_api.post("/train", responses={202: None})
+def train(form: TrainForm):
+    """Train a new release on a customer file or an earlier upload, in the background (202), through the
+    retraining gates and atomic swap; 409 when a run is already in progress."""
+    from retraining.train_jobs import start_train_job
+
+    data = form.file.read() if form.file is not None else None
+    if data is not None and not data:
+        raise BadRequest("The uploaded file is empty; choose a customer list with a header row and data.")
+    job = start_train_job(services().settings, services().uploads, data, form.upload_id, form.publish)
+    audit.info("admin train job %s started (process %s), client %s", job["job_id"], job["pid"], request.remote_addr)
+    return {"status": "ok", "model_version": services().model_version(), **job}, 202
+
+
+@admin_api.get("/train/<job_id>")
+def train_status(path: TrainPath):
+    """A train job's stage while it runs, then its report (version, metrics, why it was rejected)."""
+    from retraining.train_jobs import train_job_status
+
+    return {"status": "ok", "model_version": services().model_version(),
+            **train_job_status(services().settings, path.job_id)}
 
 
 @admin_api.get("/retrain/status")

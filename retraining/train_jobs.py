@@ -1,0 +1,69 @@
+"""Train jobs: `POST /admin/train` with a customer file or an earlier upload, run like a retrain.
+
+The file is kept under PRODUCTION_MODELS_DIR/.retrain/train-jobs/<job>/ (the storage every host shares),
+then the retraining child trains on it under the same run lock, quality gates and atomic swap; its report
+is kept beside the file, so `GET /admin/train/<job>` answers on every host, after the run too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from typing import Any
+
+from portal.errors import NotFound, ValidationFailed
+from portal.ingestion.formats import sniff_format
+from portal.serving.upload_store import UploadStore
+from portal.settings import Settings
+from retraining.job import TrainJob, train_jobs_dir
+from retraining.scheduler import launch_retraining
+from retraining.status import RUNNING, retrain_state
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def start_train_job(settings: Settings, uploads: UploadStore, data: bytes | None, upload_id: str | None,
+                    publish: bool) -> dict[str, Any]:
+    """Keep the customer file, start the child; 409 when a run is in progress, 422 for a bad request."""
+    if (data is None) == (upload_id is None):
+        raise ValidationFailed("Send either a customer file (multipart field 'file') or the upload_id of an "
+                               "earlier upload, not both and not neither.",
+                               details=[{"field": "file/upload_id", "problem": "exactly one is required"}])
+    if upload_id is not None:
+        source, file_format = uploads.original(upload_id)
+        data = source.read_bytes()
+    else:
+        assert data is not None
+        file_format = sniff_format(data)  # a 4xx saying what to do, before any job exists
+    job_id = uuid.uuid4().hex
+    folder = train_jobs_dir(settings) / job_id
+    folder.mkdir(parents=True)
+    path = folder / f"customers.{file_format}"
+    path.write_bytes(data)
+    try:
+        pid = launch_retraining(settings, job=TrainJob(job_id, path, publish=publish))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return {"job_id": job_id, "state": RUNNING, "pid": pid, "publish": publish,
+            "status_url": f"/admin/train/{job_id}"}
+
+
+def train_job_status(settings: Settings, job_id: str) -> dict[str, Any]:
+    """The job's stage while it runs, then its report; 404 for a job this storage never had."""
+    folder = train_jobs_dir(settings) / job_id
+    if not _JOB_ID.match(job_id) or not folder.is_dir():
+        raise NotFound("Unknown train job; it is the job_id returned by POST /admin/train.")
+    report_path = folder / "report.json"
+    if report_path.is_file():
+        report = json.loads(report_path.read_text())
+        return {"job_id": job_id, "state": report["state"], "report": report}
+    status = retrain_state(settings).read_status()
+    if status.get("job_id") == job_id or (status.get("report") or {}).get("job_id") == job_id:
+        return {"job_id": job_id, **status}
+    return {"job_id": job_id, "state": "failed",
+            "reason": "the run ended without a report (killed or crashed); nothing was changed. Start it again."}
+
+
