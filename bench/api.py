@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -30,7 +31,7 @@ from bench.common import (
     secs,
 )
 
-GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+GUNICORN = [sys.executable, "-m", "gunicorn"]  # the running interpreter's, whichever venv it is
 SERVING = re.compile(r"serving model \S+ \(loaded in ([\d.]+)s, warm-up ([\d.]+)s\)")
 
 
@@ -207,7 +208,7 @@ def _promo_tables(ctx: Context, release: str) -> list[Table]:
     env = child_env(PORT=str(port), WEB_CONCURRENCY="2", LOG_LEVEL="INFO", **_settings_env(dirs))
     with log_path.open("w") as log:
         spawned = time.perf_counter()
-        master = subprocess.Popen([str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}"],
+        master = subprocess.Popen([*GUNICORN, "-c", str(ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}"],
                                   cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         healthy_s = None

@@ -55,7 +55,7 @@ def _start_host(ctx: Context, name: str, dirs: dict[str, Path], extra: dict[str,
     cwd.mkdir(parents=True, exist_ok=True)
     env = child_env(PORT=str(port), WEB_CONCURRENCY="2", LOG_LEVEL="WARNING", **_settings_env(dirs), **extra)
     with (cwd / "gunicorn.log").open("w") as log:
-        master = subprocess.Popen([str(GUNICORN), "-c", str(ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}"],
+        master = subprocess.Popen([*GUNICORN, "-c", str(ROOT / "gunicorn.conf.py"), "-b", f"127.0.0.1:{port}"],
                                   cwd=str(cwd), env=env, stdout=log, stderr=subprocess.STDOUT)
     return master, f"http://127.0.0.1:{port}"
 
