@@ -23,23 +23,48 @@ def register_cli(app: Flask) -> None:
     @click.option("--data", "paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="Customer files (.xlsx, .xls, .csv); repeat for several. Default: the bundled sample.")
     @click.option("--no-publish", is_flag=True, help="Write the release but do not make it live.")
-    def train(paths: tuple[Path, ...], no_publish: bool) -> None:
-        """Fit a new model release and make it live."""
+    @click.option("--role", "roles", multiple=True, metavar="COLUMN=ROLE",
+                  help="Override one column's role (any table without the loyalty columns).")
+    @click.option("--exclude", multiple=True, metavar="COLUMN", help="Leave a column out.")
+    @click.option("--no-stability", is_flag=True, help="Skip the second fit that measures stability across seeds.")
+    def train(paths: tuple[Path, ...], no_publish: bool, roles: tuple[str, ...], exclude: tuple[str, ...],
+              no_stability: bool) -> None:
+        """Fit a new model release and make it live: the loyalty model for files with the loyalty columns,
+        a model of the table's own columns for any other table."""
+        from portal.segmentation.table_training import loyalty_gap, train_table_release
         from portal.segmentation.training import train_release
 
         settings = _services(app).settings
         files = list(paths) or [settings.sample_data_path]
+        say = lambda m: click.echo(f"  • {m}")  # noqa: E731
         try:
-            staging, manifest, _ = train_release(files, settings.production_models_dir,
-                                                 progress=lambda m: click.echo(f"  • {m}"))
-        except (PortalError, TrainingError) as exc:  # the file cannot be used: one line, exit 1, nothing changed
+            gaps = [loyalty_gap(f) for f in files] if not roles and not exclude else ["overrides given"]
+            gap = next((g for g in gaps if g), None)
+            if gap is None:
+                staging, manifest, _ = train_release(files, settings.production_models_dir, progress=say)
+            elif len(files) == 1:
+                say("no loyalty columns: learning the table's own columns")
+                overrides = dict(_column_override(r) for r in roles)
+                try:
+                    staging, manifest, _ = train_table_release(files[0], settings.production_models_dir, overrides,
+                                                               exclude, progress=say,
+                                                               measure_stability=not no_stability)
+                except TrainingError as exc:
+                    prefix = "" if roles or exclude else f"Not a loyalty file ({gap}); as a table of its own columns: "
+                    raise TrainingError(f"{prefix}{exc}") from None
+            else:
+                raise TrainingError("A table of its own columns is trained from one file at a time; give one --data "
+                                    "FILE (files with the loyalty columns can be combined).")
+        except PortalError as exc:  # the file cannot be used: one line, exit 1, nothing changed
+            raise click.ClickException(f"{exc.message} (the live model is unchanged)") from None
+        except TrainingError as exc:
             raise click.ClickException(f"{exc} (the live model is unchanged)") from None
         final = releases.publish_release(staging, settings.production_models_dir, manifest["version"])
         if not no_publish:
             releases.set_live(settings.model_dir, final)
-        click.echo(json.dumps({"version": manifest["version"], "path": str(final), "live": not no_publish,
-                               "training_rows": manifest["training_rows"], "metrics": manifest["metrics"],
-                               "fit_seconds": manifest["fit_seconds"]}, indent=2))
+        click.echo(json.dumps({"version": manifest["version"], "kind": releases.kind_of(manifest), "path": str(final),
+                               "live": not no_publish, "training_rows": manifest["training_rows"],
+                               "metrics": manifest["metrics"], "fit_seconds": manifest["fit_seconds"]}, indent=2))
 
     @app.cli.command("schema")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))

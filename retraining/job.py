@@ -153,6 +153,12 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             say(f"removed {removed} stale temporary folder(s) from an interrupted run")
         current = releases.live_release_dir(settings.model_dir)
         report.previous_version = current.name if current else None
+        if current is not None and releases.kind_of(releases.read_manifest(current)) != releases.LOYALTY:
+            report.state = REJECTED
+            report.reason = (f"kept {current.name}: it was trained on a table of its own columns, and retraining "
+                             "from upload snapshots covers the loyalty schema only; retrain it with "
+                             "`flask --app app train --data FILE`")
+            return report
         write_status(settings.production_models_dir,
                      {"state": RUNNING, "pid": os.getpid(), "report": asdict(report)})
 

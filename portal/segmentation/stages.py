@@ -77,8 +77,8 @@ class ShareScaledHDBSCAN(ClusterMixin, BaseEstimator):
     The seed used 400 of 5,000 rows; a share keeps that meaning at any size. The density smoothing
     (``min_samples``) scales the same way: a fixed 50 (1% of a 5,000-row fit) merged two planted groups
     in smaller files (1,000 rows: ARI 0.83 → 0.95 at 1%; 1,500 rows, seed 3: 0.72 → 0.95) and changed
-    nothing on the other 1,500- and 2,500-row files measured; fits of 5,000 rows are unchanged. The ``hdbscan`` package is kept because scikit-learn's own HDBSCAN cannot place new
-    points.
+    nothing on the other 1,500- and 2,500-row files measured; fits of 5,000 rows are unchanged. The
+    ``hdbscan`` package is kept because scikit-learn's own HDBSCAN cannot place new points.
     """
 
     def __init__(self, min_cluster_share: float = 0.08, min_cluster_floor: int = 50,
