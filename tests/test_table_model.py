@@ -155,15 +155,24 @@ def test_features_per_role():
 
 
 def test_no_block_drowns_the_rest():
-    """A 40-category one-hot or a member profile counts at most as much as one standardised number."""
-    frame = _feature_frame().assign(Town=lambda f: f["Town"]).drop(columns=["Contact"])
-    schema = infer_schema(frame, roles={"Town": "categorical"})
+    """Every block spreads rows at most as much as one standardised number: a 40-category one-hot stays under
+    it, and a member profile over six numbers its category determines is weighted down to it."""
+    rng = np.random.default_rng(1)
+    town = rng.integers(0, 10, 400)
+    frame = _feature_frame().drop(columns=["Contact"]).assign(Town=[f"Town {t}" for t in rng.integers(0, 40, 300)])
+    frame = pd.concat([frame] * 2, ignore_index=True).head(400)
+    for i in range(6):
+        frame[f"Score {i}"] = town + rng.normal(0, 0.05, 400)
+    frame["Area"] = [f"Area {t}" for t in town]
+    schema = infer_schema(frame, roles={"Town": "categorical", "Area": "high_cardinality"})
     features = TableFeatures(schema).fit(frame)
     X = features.transform(frame)
     for name, piece in features.encoder_.output_indices_.items():
         if piece.stop > piece.start:
-            assert 2 * X[:, piece].var(axis=0).sum() <= 2.0 * 4.01, name  # yes/no blocks sit 2 apart
-    assert features.weights_["Town"] < features.weights_["Channel"]
+            assert 2 * X[:, piece].var(axis=0).sum() <= 2.0 + 1e-6, name
+    spread = features.block_spread_["Area"]
+    assert spread > 4 and features.weights_["Area"] == pytest.approx(np.sqrt(2.0 / spread), rel=1e-3)
+    assert features.weights_["Age"] == 1.0
 
 
 # -- the fitted model --------------------------------------------------------------------------

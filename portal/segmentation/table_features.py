@@ -38,7 +38,7 @@ PSEUDO_COUNT = 20.0
 BLOCK_BUDGET = 2.0
 #: Two categories of a categorical or yes/no column sit this far apart before the block weight: the
 #: distance between the two modes of a balanced standardised yes/no column.
-CATEGORY_DISTANCE = 2.0
+CATEGORY_DISTANCE = 1.0
 #: Skew above which a non-negative number is log1p-transformed (decided on the training rows).
 SKEW_LIMIT = 1.0
 
@@ -198,8 +198,8 @@ class TableFeatures(TransformerMixin, BaseEstimator):
             if name in blocks:
                 spread[name] = float(2.0 * np.var(encoded[:, piece], axis=0).sum())
         self.block_spread_ = {k: round(v, 4) for k, v in spread.items()}
-        self.weights_ = {name: float(base[name] * min(1.0, np.sqrt(self.budget / spread[name])))
-                         if spread.get(name, 0) > 0 else float(base[name]) for name in blocks}
+        self.weights_ = {name: float(base[name] * np.sqrt(self.budget / spread[name]))
+                         if spread.get(name, 0) > self.budget * (1 + 1e-6) else float(base[name]) for name in blocks}
         self.encoder_ = ColumnTransformer([(name, enc, cols) for name, (enc, cols, _) in blocks.items()],
                                           transformer_weights=self.weights_, verbose_feature_names_out=False)
         self.encoder_.fit(typed)

@@ -42,6 +42,12 @@ TABLE_REQUIRED_FILES = (*TABLE_STAGE_FILES, TABLE_STATE_FILE)
 #: tables it blurred segments into a continuum (marketing_campaign: fast-path agreement 74%, noise 13%, against
 #: 98% and 3% with 30; order export: stability across seeds 0.69 against 1.0); measured in ``bench/schemas.py``.
 TABLE_UMAP_NEIGHBOURS = 30
+#: Smallest segment and density smoothing floors for learned schemas: the loyalty floors (50 rows, 10 samples)
+#: allowed at most two segments on the 200-row mall_customers table (and none with categories 1 apart);
+#: 20 and 5 gave six there and change nothing above 1,000 rows, where the shares decide.
+TABLE_MIN_CLUSTER_FLOOR, TABLE_MIN_SAMPLES_FLOOR = 20, 5
+#: Folds of the agreement check on tables with no rows outside the fitted sample.
+FOLDS = 5
 SERVING_STATE = ("params", "schema", "cluster_ids_", "noise_share_", "vote_labels_", "vote_noise_",
                  "fast_path_agreement_")
 Progress = Callable[[str], None]
@@ -75,7 +81,8 @@ class TableSegmentationModel:
         self.params = params or TableParams()
         self.reducer = reducer if reducer is not None else ExactNeighbourUMAP(
             n_neighbors=TABLE_UMAP_NEIGHBOURS, random_state=self.params.random_state)
-        self.clusterer = clusterer if clusterer is not None else ShareScaledHDBSCAN()
+        self.clusterer = clusterer if clusterer is not None else ShareScaledHDBSCAN(
+            min_cluster_floor=TABLE_MIN_CLUSTER_FLOOR, min_samples_floor=TABLE_MIN_SAMPLES_FLOOR)
 
     # -- saving --------------------------------------------------------------------------------
     def save(self, folder: Path) -> list[str]:
@@ -163,22 +170,22 @@ class TableSegmentationModel:
     def _measure_agreement(self, X: np.ndarray, fit_rows: np.ndarray, rest: np.ndarray,
                            rng: np.random.Generator) -> tuple[float, str]:
         """Fast vs full path on rows the fast path has not seen: training rows outside the fitted sample, or
-        (small tables) a fifth of the fitted rows left out of a neighbour index built on the others."""
+        (smaller tables) every fitted row once, each fifth left out of a neighbour index built on the others."""
         n = self.params.agreement_rows
         if len(rest) >= min(200, n):
             picked = np.sort(rng.choice(rest, size=min(n, len(rest)), replace=False))
             fast = self._vote(X[picked]).cluster_id
-            method = f"{len(picked)} training rows outside the fitted sample"
-        else:
-            order = rng.permutation(len(fit_rows))
-            held, kept = order[: max(1, len(order) // 5)][:n], order[len(order) // 5:]
+            full = self._place_vectors(X[picked]).cluster_id
+            return round(float(np.mean(fast == full)), 4), f"{len(picked)} training rows outside the fitted sample"
+        order = rng.permutation(len(fit_rows))[:n]
+        agree = 0
+        for held in np.array_split(order, FOLDS):
+            kept = np.setdiff1d(np.arange(len(fit_rows)), held)
             index = NearestNeighbors(n_neighbors=min(self.params.neighbours, len(kept))).fit(X[fit_rows[kept]])
             fast = _weighted_vote(index, X[fit_rows[held]], self.vote_labels_[kept], self.vote_noise_[kept],
                                   self.cluster_ids_).cluster_id
-            picked = fit_rows[held]
-            method = f"{len(picked)} fitted rows held out of the neighbour index"
-        full = self._place_vectors(X[picked]).cluster_id
-        return round(float(np.mean(fast == full)), 4), method
+            agree += int(np.sum(fast == self._place_vectors(X[fit_rows[held]]).cluster_id))
+        return round(agree / len(order), 4), f"{len(order)} fitted rows, each held out of the neighbour index once"
 
     # -- placing -------------------------------------------------------------------------------
     def known_locations(self) -> list[str]:

@@ -28,7 +28,7 @@ _MONEY = re.compile(r"(income|salary|spend|spent|amount|sales|revenue|charge|mnt
                     r"monetary|paid|payment|balance|wealth)")
 _TENURE = re.compile(r"(join|signup|since|registered|created|customer|member|first|tenure|enrol|opened)")
 _RECENCY = re.compile(r"(recency|last|recent|latest)")
-_CHANNEL = re.compile(r"(channel|source|store|online|platform|method|medium|contact|via|device)")
+_CHANNEL = re.compile(r"(channel|source|platform|medium|via)")
 
 
 @dataclass
@@ -67,11 +67,14 @@ def _numeric_trait(column: str, role: Role, seg: pd.Series, whole: pd.Series, or
         text = f"{column} mostly {seg_level} or {'above' if effect > 0 else 'below'} (median {seg_level} vs " \
                f"{whole_level})"
         label = f"{'Higher' if effect > 0 else 'Lower'} {column}"
+    elif seg_median == whole_median:  # small counts (children, visits): the medians hide the difference
+        text = f"{column} mean {_number(float(seg.mean()))} vs {_number(float(whole.mean()))} overall"
+        label = f"{'High' if effect > 0 else 'Low'} {column}"
     else:
         text = f"{column} median {_number(seg_median)} vs {_number(whole_median)} overall"
         label = f"{'High' if effect > 0 else 'Low'} {column}"
-    return _Trait(column, text, round(above if effect > 0 else 1 - above, 3), round(abs(lift), 2), abs(effect),
-                  label)
+    return _Trait(column, text, round(above if effect > 0 else 1 - above, 3), round(float(abs(lift)), 2),
+                  abs(effect), label)
 
 
 def _category_traits(column: str, seg: pd.Series, whole: pd.Series, boolean: bool) -> list[_Trait]:
@@ -85,8 +88,8 @@ def _category_traits(column: str, seg: pd.Series, whole: pd.Series, boolean: boo
             continue
         effect = (share - base) / np.sqrt(base * (1 - base)) if 0 < base < 1 else 0.0
         shown = ("yes" if float(value) == 1 else "no") if boolean else str(value)
-        out.append(_Trait(column, f"{column} {shown} {share:.0%} vs {base:.0%}", round(share, 3),
-                          round(share / base, 2), float(effect), f"{column} {shown}", shown))
+        out.append(_Trait(column, f"{column} {shown} {share:.0%} vs {base:.0%}", round(float(share), 3),
+                          round(float(share / base), 2), float(effect), f"{column} {shown}", shown))
     return out
 
 
