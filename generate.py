@@ -280,6 +280,25 @@ def options(services: Services) -> dict[str, Any]:
             if release else []}
 
 
+def model_info(services: Services) -> dict[str, Any]:
+    """The live release's kind, every column's role with its reason, and its metrics (``GET /model``)."""
+    release = services.models.current()
+    manifest = release.manifest
+    blocks = None
+    if release.kind == releases.TABLE:
+        schema = manifest.get("schema", {})
+        columns = [{"column": c["name"], "role": c["role"], "reason": c["reason"]} for c in schema.get("columns", [])]
+        blocks = schema.get("blocks")
+    else:
+        columns = [{"column": name, "role": "loyalty", "reason": "a column of the built-in loyalty schema"}
+                   for name in manifest.get("feature_schema", {}).get("columns", [])]
+    return {"status": "ok", "model_version": release.version, "kind": release.kind,
+            "created_at": manifest.get("created_at"), "training_rows": manifest.get("training_rows"),
+            "sources": manifest.get("sources", []), "columns": columns, "feature_blocks": blocks,
+            "rolled_up": manifest.get("rolled_up"), "metrics": manifest.get("metrics", {}),
+            "timings": manifest.get("timings", {})}
+
+
 def health(services: Services) -> tuple[dict[str, Any], int]:
     """Service and model state; 503 with the reason and the fix when no usable model is loaded."""
     release = services.models.release

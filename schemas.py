@@ -524,6 +524,28 @@ class OptionsResponse(BaseModel):
     segments: list[dict[str, Any]]
 
 
+class ModelColumn(BaseModel):
+    column: str
+    role: str
+    reason: str
+
+
+class ModelResponse(BaseModel):
+    """The live release: its kind, how it reads each column and why, and its quality figures."""
+
+    status: Literal["ok"] = "ok"
+    model_version: str
+    kind: Literal["loyalty", "table"]
+    created_at: str | None
+    training_rows: int | None
+    sources: list[str]
+    columns: list[ModelColumn]
+    feature_blocks: dict[str, Any] | None = None
+    rolled_up: dict[str, Any] | None = None
+    metrics: dict[str, Any]
+    timings: dict[str, Any]
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok", "error"]
     service_version: str

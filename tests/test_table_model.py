@@ -83,9 +83,9 @@ def _app_on(release: Path, tmp_path: Path, **extra):
     """An app whose live model is a copy of ``release``."""
     from app import create_app
 
-    folders = {name: tmp_path / name for name in ("model", "production_models", "uploads", "base_data")}
+    folders = {name: tmp_path / "table_app" / name for name in ("model", "production_models", "uploads", "base_data")}
     for folder in folders.values():
-        folder.mkdir()
+        folder.mkdir(parents=True)
     copy = folders["production_models"] / release.name
     shutil.copytree(release, copy)
     releases.set_live(folders["model"], copy)
@@ -357,3 +357,24 @@ def test_cli_refuses_a_table_without_feature_columns_naming_each_column(runner, 
         assert f"{column}: " in lines[0]
     assert MARKER not in result.output.lower()
     assert releases.live_release_dir(workspace["model"]) == before
+
+
+def test_get_model_lists_each_column_role_and_reason(table_app, client):
+    app, _ = table_app
+    body = app.test_client().get("/model").get_json()
+    assert body["kind"] == "table" and body["metrics"]["fast_path_agreement"] >= 0.97
+    roles = {c["column"]: c for c in body["columns"]}
+    assert roles["Contact"]["role"] == "personal" and roles["Contact"]["reason"]
+    assert "Membership" in body["feature_blocks"]
+    loyalty = client.get("/model").get_json()
+    assert loyalty["kind"] == "loyalty" and {c["column"] for c in loyalty["columns"]} >= {"Location", "Gender"}
+
+
+def test_retraining_keeps_a_learned_schema_model(table_app):
+    from retraining.job import run_retraining
+
+    app, folders = table_app
+    before = releases.live_release_dir(folders["model"])
+    report = run_retraining(app.extensions["portal"].settings)
+    assert report.state == "rejected" and "flask --app app train" in report.reason
+    assert releases.live_release_dir(folders["model"]) == before
