@@ -1,14 +1,15 @@
 """Learned schemas end to end: train on a table, upload the same table, and print one table of results.
 
     python -m bench.schemas                       # the shared real files and the planted-group files
-    python -m bench.schemas --only planted        # planted-group files only
+    python -m bench.schemas --only planted        # planted-group files only (or: real, weights)
     python -m bench.schemas --datasets DIR        # real files from another folder
 
 For each real file: segments found (2–12 wanted), rows placed and skipped on upload, noise, fast-path
 agreement with the full UMAP path, fit time. For each planted-group file (schemas other than the loyalty
 one, written by ``portal.segmentation.table_sample_data``): ARI against the planted groups, noise before
-reassignment, and stability (ARI between fits with two random seeds). Runs in this process with the
-offline content provider; the tables go to stdout.
+reassignment, and stability (ARI between fits with two random seeds); and the feature block weighting
+against its alternatives. Runs in this process with the offline content provider; also the ``schemas``
+section of ``make bench``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from bench.common import ROOT, Table
+from bench.common import ROOT, Context, Table
 
 CAMPAIGN = {"objective": "Win back customers", "industry": "Retail", "funnel_stage": "Retention",
             "past_engagement": "Low"}
@@ -119,6 +120,43 @@ def planted(scratch: Path) -> Table:
     return table
 
 
+#: Feature weighting measured against the default (every block capped at one standardised number's spread,
+#: categories one block weight apart).
+WEIGHTINGS = (("default: blocks capped, categories 1 apart", {}),
+              ("no cap on any block", {"block_budget": float("inf")}),
+              ("categories 2 apart", {"category_distance": 2.0}))
+
+
+def weightings(folder: Path, scratch: Path) -> Table:
+    """The same files fitted with each feature weighting: segments, noise, agreement and (planted) ARI."""
+    from portal.segmentation.table_model import TableParams, TableSegmentationModel
+    from portal.segmentation.table_sample_data import write_table_sample
+    from portal.segmentation.table_training import read_training_table
+
+    table = Table("Feature block weighting (one fit each, gate off to show the agreement)",
+                  ["file", "weighting", "segments", "noise", "fast-path agreement", "ARI vs planted"])
+    files = [(name, folder / name, None) for name in REAL_FILES if (folder / name).is_file()]
+    for label, kind, rows, seed in PLANTED[::2]:
+        path = write_table_sample(scratch / f"w-{kind}-{rows}-{seed}.csv", kind, rows, seed)
+        files.append((label, path, pd.read_csv(path.with_name(path.stem + ".answers.csv"))))
+    for label, path, answers in files:
+        data = read_training_table(path, progress=lambda m: None)
+        for name, overrides in WEIGHTINGS:
+            params = TableParams(min_fast_path_agreement=0, **overrides)
+            try:
+                model = TableSegmentationModel(data.schema, params).fit(data.frame, progress=lambda m: None)
+            except Exception as exc:
+                table.add(label, name, f"refused: {str(exc)[:60]}", "-", "-", "-")
+                continue
+            ari = "-"
+            if answers is not None:
+                truth = data.frame[data.schema.identifier].map(dict(zip(answers["Customer ID"], answers["true_group"])))
+                ari = round(float(adjusted_rand_score(truth, model.labels_)), 3)
+            table.add(label, name, len(model.cluster_ids_), f"{model.noise_share_:.1%}",
+                      f"{model.fast_path_agreement_:.2%}", ari)
+    return table
+
+
 def _labels(release: Path, data) -> Any:
     """The saved model's placement of the training customers."""
     from portal.segmentation.table_model import TableSegmentationModel
@@ -126,9 +164,18 @@ def _labels(release: Path, data) -> Any:
     return TableSegmentationModel.load(release).place(data.frame).cluster_id
 
 
+def run(ctx: Context) -> list[Table]:
+    """The ``schemas`` section of ``make bench`` (weightings left out in quick mode)."""
+    folder = ROOT.parent / "shared" / "datasets"
+    scratch = ctx.workdir / "schemas"
+    scratch.mkdir(parents=True, exist_ok=True)
+    tables = [real_files(folder, scratch), planted(scratch)]
+    return tables if ctx.quick else [*tables, weightings(folder, scratch)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.schemas", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("real", "planted"))
+    parser.add_argument("--only", choices=("real", "planted", "weights"))
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -139,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             tables.append(real_files(args.datasets, scratch))
         if args.only in (None, "planted"):
             tables.append(planted(scratch))
+        if args.only in (None, "weights"):
+            tables.append(weightings(args.datasets, scratch))
         for table in tables:
             sys.stdout.write(table.text() + "\n\n")
     finally:

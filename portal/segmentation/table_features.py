@@ -157,19 +157,20 @@ class MemberProfile(TransformerMixin, BaseEstimator):
         return np.asarray(self.columns_, dtype=object)
 
 
-def _block(column_role: Role, name: str, number_columns: list[str]) -> tuple[Any, list[str], float]:
+def _block(column_role: Role, name: str, number_columns: list[str],
+           category_distance: float = CATEGORY_DISTANCE) -> tuple[Any, list[str], float]:
     """The encoder of one feature column, the columns it reads and its weight before budgeting."""
     if column_role in (Role.NUMERIC, Role.DATE):
         return make_pipeline(SimpleImputer(strategy="median"), SkewTamer(), StandardScaler()), [name], 1.0
     if column_role == Role.ORDINAL:
         return make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), [name], 1.0
     if column_role == Role.BOOLEAN:
-        return SimpleImputer(strategy="most_frequent"), [name], CATEGORY_DISTANCE
+        return SimpleImputer(strategy="most_frequent"), [name], category_distance
     if column_role == Role.HIGH_CARDINALITY and number_columns:
         return MemberProfile(), [name, *[c for c in number_columns if c != name]], 1.0
     # categorical (and a high-cardinality column with no numbers to describe its members by)
     encoder = OneHotEncoder(handle_unknown="ignore", max_categories=30, sparse_output=False)
-    return encoder, [name], CATEGORY_DISTANCE / np.sqrt(2.0)
+    return encoder, [name], category_distance / np.sqrt(2.0)
 
 
 class TableFeatures(TransformerMixin, BaseEstimator):
@@ -180,15 +181,17 @@ class TableFeatures(TransformerMixin, BaseEstimator):
     counts as one column, and a rare category is never amplified.
     """
 
-    def __init__(self, schema: TableSchema, budget: float = BLOCK_BUDGET) -> None:
+    def __init__(self, schema: TableSchema, budget: float = BLOCK_BUDGET,
+                 category_distance: float = CATEGORY_DISTANCE) -> None:
         self.schema = schema
         self.budget = budget
+        self.category_distance = category_distance
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> TableFeatures:
         self.columns_ = SchemaColumns(self.schema).fit(X)
         typed = self.columns_.transform(X)
         numbers = [c.name for c in self.schema.features if c.role in NUMBER_ROLES]
-        blocks = {c.name: _block(c.role, c.name, numbers) for c in self.schema.features}
+        blocks = {c.name: _block(c.role, c.name, numbers, self.category_distance) for c in self.schema.features}
         base = {name: weight for name, (_, _, weight) in blocks.items()}
         unweighted = ColumnTransformer([(name, enc, cols) for name, (enc, cols, _) in blocks.items()],
                                        transformer_weights=base, verbose_feature_names_out=False)

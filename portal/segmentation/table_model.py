@@ -29,7 +29,7 @@ from portal.ingestion.roles import TableSchema
 from portal.segmentation.library_workarounds.numba_cache import cache_umap_kernels
 from portal.segmentation.model import MIN_TRAINING_ROWS, NUMBA_LOCK, REASSIGNED_CONFIDENCE_CAP, Placement
 from portal.segmentation.stages import Clusterer, ExactNeighbourUMAP, Reducer, ShareScaledHDBSCAN
-from portal.segmentation.table_features import TableFeatures
+from portal.segmentation.table_features import BLOCK_BUDGET, CATEGORY_DISTANCE, TableFeatures
 
 log = logging.getLogger(__name__)
 KIND = "table"
@@ -65,6 +65,9 @@ class TableParams:
     agreement_rows: int = 2_000
     #: below this agreement the release is refused
     min_fast_path_agreement: float = 0.97
+    #: feature blocks: the most one block may spread rows (E[d²]), and how far apart two categories sit
+    block_budget: float = BLOCK_BUDGET
+    category_distance: float = CATEGORY_DISTANCE
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +123,7 @@ class TableSegmentationModel:
         if len(frame) > p.max_fit_rows:
             fit_rows = np.sort(rng.choice(len(frame), size=p.max_fit_rows, replace=False))
         say(f"encoding {len(self.schema.features)} feature columns")
-        self.features_ = TableFeatures(self.schema).fit(frame.iloc[fit_rows])
+        self.features_ = TableFeatures(self.schema, p.block_budget, p.category_distance).fit(frame.iloc[fit_rows])
         X = self.features_.transform(frame)
 
         say(f"fitting the reducer on {len(fit_rows)} of {len(X)} rows")
