@@ -253,15 +253,14 @@ def _weighted_vote(index: NearestNeighbors, X: np.ndarray, labels: np.ndarray, n
     distances, neighbours = index.kneighbors(X)
     weights = 1.0 / (distances + 1e-6)
     weights /= weights.sum(axis=1, keepdims=True)
-    position = {c: i for i, c in enumerate(cluster_ids)}
-    codes = np.vectorize(position.__getitem__)(labels[neighbours]) if len(X) else np.zeros((0, 0), int)
-    votes = np.zeros((len(X), len(cluster_ids)))
-    np.add.at(votes, (np.repeat(np.arange(len(X)), neighbours.shape[1]), codes.ravel()), weights.ravel())
+    ids = np.sort(np.asarray(cluster_ids))
+    codes = np.searchsorted(ids, labels)[neighbours]
+    votes = np.column_stack([(weights * (codes == c)).sum(axis=1) for c in range(len(ids))])
     winner = votes.argmax(axis=1)
     share = votes[np.arange(len(X)), winner]
     reassigned = (weights * noise[neighbours]).sum(axis=1) > 0.5
     confidence = np.where(reassigned, share * REASSIGNED_CONFIDENCE_CAP, share)
-    return Placement(np.asarray(cluster_ids)[winner], np.round(confidence, 4), reassigned)
+    return Placement(ids[winner], np.round(confidence, 4), reassigned)
 
 
 __all__ = ["KIND", "TABLE_REQUIRED_FILES", "TableParams", "TableSegmentationModel"]
