@@ -378,3 +378,30 @@ def test_retraining_keeps_a_learned_schema_model(table_app):
     report = run_retraining(app.extensions["portal"].settings)
     assert report.state == "rejected" and "flask --app app train" in report.reason
     assert releases.live_release_dir(folders["model"]) == before
+
+
+def test_dates_of_an_upload_are_read_the_way_training_read_them():
+    """A month-first training column reads a small upload's ambiguous 04/09/2024 as April 9, not 4 September."""
+    n = 200
+    frame = pd.DataFrame({"Joined": [f"{1 + i % 12:02d}/{13 + i % 15}/2024" for i in range(n)],
+                          "Spend": np.arange(n, dtype=float)})
+    features = TableFeatures(infer_schema(frame)).fit(frame)
+    assert features.columns_.month_first_ == {"Joined": True}
+    days = features.columns_.transform(pd.DataFrame({"Joined": ["04/09/2024"], "Spend": [1.0]}))["Joined"]
+    assert days.iloc[0] == (features.columns_.reference_date_ - pd.Timestamp("2024-04-09")).days
+
+
+def test_a_release_of_another_schema_swaps_in_without_a_restart(make_app, workspace, retail_release, retail_file):
+    app = make_app()
+    client = app.test_client()
+    loyalty = releases.live_release_dir(workspace["model"])
+    assert client.get("/model").get_json()["kind"] == "loyalty"
+    copy = workspace["production_models"] / retail_release[0].name
+    shutil.copytree(retail_release[0], copy)
+    releases.set_live(workspace["model"], copy)
+    assert app.extensions["portal"].models.reload_if_changed()
+    assert client.get("/model").get_json()["kind"] == "table"
+    assert upload(client, retail_file.read_bytes()).status_code == 200
+    releases.set_live(workspace["model"], loyalty)
+    assert app.extensions["portal"].models.reload_if_changed()
+    assert client.get("/model").get_json()["kind"] == "loyalty"

@@ -21,7 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from portal.ingestion.dates import parse_dates
+from portal.ingestion.dates import looks_month_first, parse_dates
 from portal.ingestion.roles import Role, TableSchema, numeric_values
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,14 @@ SKEW_LIMIT = 1.0
 
 
 def read_numbers(values: pd.Series, role: Role, reference: pd.Timestamp | None,
-                 order: list[str] | None = None) -> tuple[pd.Series, pd.Series]:
+                 order: list[str] | None = None, month_first: bool | None = None) -> tuple[pd.Series, pd.Series]:
     """One column as floats and the mask of cells that hold something unreadable (blanks are not)."""
     text = values.astype("string").str.strip()
     blank = text.isna() | (text == "")
     if role == Role.NUMERIC:
         out = numeric_values(values)
     elif role == Role.DATE:
-        dates = parse_dates(values, text)
+        dates = parse_dates(values, text, month_first)
         out = (reference - dates).dt.days.astype(float) if reference is not None else \
             pd.Series(np.nan, index=values.index)
         if reference is None:
@@ -74,7 +74,10 @@ class SchemaColumns(TransformerMixin, BaseEstimator):
         self.schema = schema
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> SchemaColumns:
-        newest = [parse_dates(X[c.name], X[c.name].astype("string")).max() for c in self.schema.of(Role.DATE)]
+        #: per date column, whether its text dates were month-first, so a small upload is read the same way
+        self.month_first_ = {c.name: looks_month_first(X[c.name]) for c in self.schema.of(Role.DATE)}
+        newest = [parse_dates(X[c.name], X[c.name].astype("string"), self.month_first_[c.name]).max()
+                  for c in self.schema.of(Role.DATE)]
         newest = [d for d in newest if pd.notna(d)]
         self.reference_date_ = max(newest) if newest else None
         self.feature_names_in_ = np.array([c.name for c in self.schema.features], dtype=object)
@@ -91,8 +94,8 @@ class SchemaColumns(TransformerMixin, BaseEstimator):
         for column in self.schema.features:
             values = X[column.name]
             if column.role in NUMBER_ROLES:
-                typed[column.name], bad[column.name] = read_numbers(values, column.role, self.reference_date_,
-                                                                    column.values)
+                typed[column.name], bad[column.name] = read_numbers(
+                    values, column.role, self.reference_date_, column.values, self.month_first_.get(column.name))
             else:
                 text = values.astype("string").str.strip()
                 typed[column.name] = text.where(text.notna() & (text != ""), MISSING).astype(object)
