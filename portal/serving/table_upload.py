@@ -95,7 +95,8 @@ def read_upload(data: bytes, model: TableSegmentationModel, manifest: dict[str, 
     missing = [name for name in dict.fromkeys(needed) if name not in matched.values()]
     if missing:
         raise _missing_message(missing, model.schema, manifest)
-    frame = raw[list(matched)].rename(columns=matched)
+    kept_roles = {c.name for c in matching.columns if c.role not in (Role.PERSONAL, Role.EXCLUDED)}
+    frame = raw[[h for h, name in matched.items() if name in kept_roles]].rename(columns=matched)
     source_rows = np.arange(len(frame), dtype=np.int64) + table.first_row
     skipped: list[SkippedRow] = []
     skipped_count = 0
@@ -119,9 +120,11 @@ def read_upload(data: bytes, model: TableSegmentationModel, manifest: dict[str, 
         rolled = {"order_rows": int(len(frame)), "customers": int(result.customers)}
         row_customer = frame[id_column].astype("string").to_numpy()
         customer_ids = customers[id_column].astype("string").to_numpy()
+        #: a customer's first row in the file, named when its rolled-up values cannot be read
+        first_rows = pd.Series(source_rows, index=row_customer).groupby(level=0).min().reindex(customer_ids).to_numpy()
     else:
         customers = frame
-        row_customer, customer_ids = None, None
+        row_customer, customer_ids, first_rows = None, None, None
 
     typed, bad = model.features_.columns_.read(customers.reset_index(drop=True))
     unreadable = bad.any(axis=1).to_numpy()
@@ -131,7 +134,7 @@ def read_upload(data: bytes, model: TableSegmentationModel, manifest: dict[str, 
             skipped_count += 1
             if len(skipped) < MAX_SKIPPED_EXAMPLES:
                 column = str(bad.columns[bad.iloc[position].to_numpy()][0])
-                row = int(source_rows[position]) if row_customer is None else 0
+                row = int(source_rows[position]) if first_rows is None else int(first_rows[position])
                 skipped.append(SkippedRow(row, f"{column} {_UNREADABLE.get(roles[column], 'cannot be read')}"))
     kept = ~unreadable
     if not kept.any():
