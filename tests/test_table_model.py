@@ -405,3 +405,33 @@ def test_a_release_of_another_schema_swaps_in_without_a_restart(make_app, worksp
     releases.set_live(workspace["model"], loyalty)
     assert app.extensions["portal"].models.reload_if_changed()
     assert client.get("/model").get_json()["kind"] == "loyalty"
+
+
+_FIT_SCRIPT = """
+import hashlib
+from portal.ingestion.roles import infer_schema
+from portal.segmentation.table_model import TableParams, TableSegmentationModel
+from portal.segmentation.table_sample_data import generate_retail
+frame, _ = generate_retail(1200, seed=3)
+model = TableSegmentationModel(infer_schema(frame), TableParams(max_fit_rows=800)).fit(frame, progress=lambda m: None)
+print(hashlib.sha256(model.labels_.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_the_same_table_gives_the_same_segments_whatever_the_blas_thread_count():
+    """Fresh processes with one and two BLAS threads; rows outside the fitted sample go through the fast path."""
+    import os
+    import subprocess
+    import sys
+
+    from portal.settings import PROJECT_ROOT
+
+    def labels_digest(threads: str) -> str:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]),
+               "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        done = subprocess.run([sys.executable, "-c", _FIT_SCRIPT], env=env, capture_output=True, text=True,
+                              check=True, timeout=300)
+        return done.stdout.strip().splitlines()[-1]
+
+    assert labels_digest("1") == labels_digest("2")
