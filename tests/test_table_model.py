@@ -305,10 +305,13 @@ def test_order_export_is_rolled_up_in_training_and_upload(orders_release, orders
     assert {"Last purchase", "Orders", "Total spend"} <= features
     app, _ = _app_on(orders_release, tmp_path)
     try:
-        body = upload(app.test_client(), orders_file.read_bytes(), "orders.csv").get_json()
+        client = app.test_client()
+        body = upload(client, orders_file.read_bytes(), "orders.csv").get_json()
+        export = pd.read_excel(io.BytesIO(client.get(f"/uploads/{body['upload_id']}/segments.xlsx").data))
     finally:
         app.extensions["portal"].content.close()
     order_rows = len(pd.read_csv(orders_file))
+    assert len(export) == order_rows and export.groupby("Customer ID")["Segment ID"].nunique().max() == 1
     assert body["status"] == "ok", body
     assert body["rolled_up"] == {"order_rows": order_rows, "customers": 300}
     assert sum(s["size"] for s in body["segments"]) == 300
