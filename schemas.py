@@ -492,6 +492,9 @@ class UploadResponse(BaseModel):
     skipped_examples: list[SkippedExample]
     segments: list[SegmentResult] = Field(description="Largest first.")
     timings_ms: dict[str, float]
+    rolled_up: dict[str, int] | None = Field(
+        None, description="An order export placed per customer: its order rows and the customers they rolled up "
+                          "into (models trained on a learned table schema only).")
 
 
 class PersonasResponse(BaseModel):
