@@ -20,9 +20,13 @@ from portal.content.service import ContentService
 from portal.coordination.redis_link import redis_health
 from portal.errors import NotFound, ValidationFailed
 from portal.ingestion.reader import read_customer_file
+from portal.segmentation import releases
+from portal.segmentation.model import SegmentationModel
 from portal.segmentation.personas import GENERAL_AUDIENCE
+from portal.segmentation.table_model import TableSegmentationModel
 from portal.serving.export import segments_workbook
 from portal.serving.live_model import LiveRelease, ModelHolder
+from portal.serving.table_upload import read_upload
 from portal.serving.upload_store import UploadStore, new_upload_id
 from portal.settings import Settings
 from schemas import (
@@ -71,6 +75,7 @@ class Services:
 def _audience_row(request: GeneratePromoRequest, release: LiveRelease) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One canonical customer row from the form's (already normalised) audience fields; gaps filled with
     the training base's most common value and reported as assumed."""
+    assert isinstance(release.model, SegmentationModel)
     defaults = release.model.defaults_
     assumed: dict[str, Any] = {}
     location, gender, tier = request.location, request.gender, request.loyalty_tier
@@ -96,6 +101,11 @@ def generate_promo(request: GeneratePromoRequest, services: Services) -> dict[st
     release = None
     if request.given():
         release = services.models.current()
+        if release.kind != releases.LOYALTY:
+            raise ValidationFailed(
+                f"The live model {release.version} was trained on a table of its own columns; the audience "
+                "fields (location, gender, loyalty_tier, date_joined) describe the loyalty schema only. Choose a "
+                "segment with cluster_id instead (GET /personas lists them).")
         row, assumed = _audience_row(request, release)
         placement = release.model.place(row)
         cluster_id = int(placement.cluster_id[0])
@@ -145,27 +155,16 @@ def process_upload(data: bytes, filename: str | None, campaign: CampaignInputs, 
     """Validate a customer file, place every row, and return one persona and content per segment."""
     started = time.perf_counter()
     settings = services.settings
+    loaded = services.models.release
+    if loaded is not None and loaded.kind == releases.TABLE:
+        return _process_table_upload(data, campaign, prefs, services, loaded, started)
     table = read_customer_file(data, filename=filename, max_rows=settings.max_upload_rows)
     release = services.models.current()
     placement = release.model.place(table.frame)
     placed_ms = (time.perf_counter() - started) * 1000
-
-    counts = pd.Series(placement.cluster_id).value_counts()
     used = int(len(table.frame))
-    segment_ids = [int(c) for c in counts.index]
-    contents = services.content.generate_many([(release.persona(c), campaign, prefs) for c in segment_ids])
-    segments = []
-    for cluster_id, content in zip(segment_ids, contents):
-        in_segment = placement.cluster_id == cluster_id
-        segments.append({
-            "cluster_id": cluster_id,
-            "persona": release.persona(cluster_id),
-            "size": int(counts[cluster_id]),
-            "share": round(int(counts[cluster_id]) / used, 4),
-            "mean_confidence": round(float(placement.confidence[in_segment].mean()), 3),
-            "reassigned": int(placement.reassigned[in_segment].sum()),
-            "content": content,
-        })
+    segments = _segments(placement.cluster_id, placement.confidence, placement.reassigned, used, campaign, prefs,
+                         services, release)
     upload_id = new_upload_id()
     body = {
         "status": "ok",
@@ -186,6 +185,64 @@ def process_upload(data: bytes, filename: str | None, campaign: CampaignInputs, 
     services.uploads.write_snapshot(upload_id, table.frame)
     log.info("upload %s: %d rows used, %d skipped, %d segments", upload_id, used, table.skipped_count,
              len(segments))
+    return body
+
+
+def _segments(cluster_ids: Any, confidence: Any, reassigned: Any, used: int, campaign: CampaignInputs,
+              prefs: ContentPreferences, services: Services, release: LiveRelease) -> list[dict[str, Any]]:
+    """One entry per segment found: its persona, size, share, confidence, reassigned count and content."""
+    placement_ids = cluster_ids
+    counts = pd.Series(placement_ids).value_counts()
+    segment_ids = [int(c) for c in counts.index]
+    contents = services.content.generate_many([(release.persona(c), campaign, prefs) for c in segment_ids])
+    segments = []
+    for cluster_id, content in zip(segment_ids, contents):
+        in_segment = placement_ids == cluster_id
+        segments.append({
+            "cluster_id": cluster_id,
+            "persona": release.persona(cluster_id),
+            "size": int(counts[cluster_id]),
+            "share": round(int(counts[cluster_id]) / used, 4),
+            "mean_confidence": round(float(confidence[in_segment].mean()), 3),
+            "reassigned": int(reassigned[in_segment].sum()),
+            "content": content,
+        })
+    return segments
+
+
+def _process_table_upload(data: bytes, campaign: CampaignInputs, prefs: ContentPreferences, services: Services,
+                          release: LiveRelease, started: float) -> dict[str, Any]:
+    """``process_upload`` for a model trained on a learned schema: customers placed, segments as usual.
+
+    No retraining snapshot is written: retraining from learned-schema snapshots is not built yet, and the
+    loyalty snapshot's columns do not exist in such a table.
+    """
+    assert isinstance(release.model, TableSegmentationModel)
+    upload = read_upload(data, release.model, release.manifest, services.settings.max_upload_rows)
+    placement = upload.placement
+    placed_ms = (time.perf_counter() - started) * 1000
+    segments = _segments(placement.cluster_id, placement.confidence, placement.reassigned, upload.customers,
+                         campaign, prefs, services, release)
+    upload_id = new_upload_id()
+    body: dict[str, Any] = {
+        "status": "ok",
+        "upload_id": upload_id,
+        "model_version": release.version,
+        "file": {"format": upload.file_format, "sheet": upload.sheet, "columns": upload.columns},
+        "rows": {"received": upload.rows_received, "used": upload.customers, "skipped": upload.skipped_count,
+                 "reassigned_from_noise": placement.reassigned_count},
+        "skipped_examples": [{"row": s.row, "reason": s.reason} for s in upload.skipped],
+        "segments": segments,
+        "timings_ms": {"placement": round(placed_ms, 1),
+                       "total": round((time.perf_counter() - started) * 1000, 1)},
+    }
+    if upload.rolled_up is not None:
+        body["rolled_up"] = upload.rolled_up
+    services.uploads.save(upload_id, data, upload.file_format,
+                          {**body, "kind": release.kind, "campaign": campaign.model_dump()},
+                          upload.source_rows, upload.row_cluster_id, upload.row_confidence, upload.row_reassigned)
+    log.info("upload %s: %d customers placed, %d rows skipped, %d segments", upload_id, upload.customers,
+             upload.skipped_count, len(segments))
     return body
 
 
@@ -222,6 +279,25 @@ def options(services: Services) -> dict[str, Any]:
             "num_variants": {"min": 1, "max": 5},
             "segments": [{"cluster_id": c, "name": p["name"]} for c, p in sorted(release.personas.items())]
             if release else []}
+
+
+def model_info(services: Services) -> dict[str, Any]:
+    """The live release's kind, every column's role with its reason, and its metrics (``GET /model``)."""
+    release = services.models.current()
+    manifest = release.manifest
+    blocks = None
+    if release.kind == releases.TABLE:
+        schema = manifest.get("schema", {})
+        columns = [{"column": c["name"], "role": c["role"], "reason": c["reason"]} for c in schema.get("columns", [])]
+        blocks = schema.get("blocks")
+    else:
+        columns = [{"column": name, "role": "loyalty", "reason": "a column of the built-in loyalty schema"}
+                   for name in manifest.get("feature_schema", {}).get("columns", [])]
+    return {"status": "ok", "model_version": release.version, "kind": release.kind,
+            "created_at": manifest.get("created_at"), "training_rows": manifest.get("training_rows"),
+            "sources": manifest.get("sources", []), "columns": columns, "feature_blocks": blocks,
+            "rolled_up": manifest.get("rolled_up"), "metrics": manifest.get("metrics", {}),
+            "timings": manifest.get("timings", {})}
 
 
 def health(services: Services) -> tuple[dict[str, Any], int]:

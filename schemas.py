@@ -492,6 +492,9 @@ class UploadResponse(BaseModel):
     skipped_examples: list[SkippedExample]
     segments: list[SegmentResult] = Field(description="Largest first.")
     timings_ms: dict[str, float]
+    rolled_up: dict[str, int] | None = Field(
+        None, description="An order export placed per customer: its order rows and the customers they rolled up "
+                          "into (models trained on a learned table schema only).")
 
 
 class PersonasResponse(BaseModel):
@@ -527,6 +530,28 @@ class OptionsResponse(BaseModel):
 class RedisState(BaseModel):
     status: Literal["ok", "unavailable", "not configured"]
     reason: str | None = None
+
+
+class ModelColumn(BaseModel):
+    column: str
+    role: str
+    reason: str
+
+
+class ModelResponse(BaseModel):
+    """The live release: its kind, how it reads each column and why, and its quality figures."""
+
+    status: Literal["ok"] = "ok"
+    model_version: str
+    kind: Literal["loyalty", "table"]
+    created_at: str | None
+    training_rows: int | None
+    sources: list[str]
+    columns: list[ModelColumn]
+    feature_blocks: dict[str, Any] | None = None
+    rolled_up: dict[str, Any] | None = None
+    metrics: dict[str, Any]
+    timings: dict[str, Any]
 
 
 class HealthResponse(BaseModel):

@@ -23,10 +23,17 @@ def register_cli(app: Flask) -> None:
     @click.option("--data", "paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
                   help="Customer files (.xlsx, .xls, .csv); repeat for several. Default: the bundled sample.")
     @click.option("--no-publish", is_flag=True, help="Write the release but do not make it live.")
-    def train(paths: tuple[Path, ...], no_publish: bool) -> None:
-        """Fit a new model release and make it live (under the run lock, so it never races a retrain)."""
+    @click.option("--role", "roles", multiple=True, metavar="COLUMN=ROLE",
+                  help="Override one column's role (any table without the loyalty columns).")
+    @click.option("--exclude", multiple=True, metavar="COLUMN", help="Leave a column out.")
+    @click.option("--no-stability", is_flag=True, help="Skip the second fit that measures stability across seeds.")
+    def train(paths: tuple[Path, ...], no_publish: bool, roles: tuple[str, ...], exclude: tuple[str, ...],
+              no_stability: bool) -> None:
+        """Fit a new model release and make it live: the loyalty model for files with the loyalty columns,
+        a model of the table's own columns for any other table (under the run lock, so it never races a
+        retrain)."""
         from portal.errors import ServiceUnavailable
-        from portal.segmentation.training import train_release
+        from portal.segmentation.table_training import train_any_release
         from retraining.status import retrain_state
 
         settings = _services(app).settings
@@ -41,9 +48,11 @@ def register_cli(app: Flask) -> None:
         lock.keep()
         try:
             try:
-                staging, manifest, _ = train_release(files, settings.production_models_dir,
-                                                     progress=lambda m: click.echo(f"  • {m}"))
-            except (PortalError, TrainingError) as exc:  # the file cannot be used: one line, exit 1
+                overrides = dict(_column_override(r) for r in roles)
+                staging, manifest, _ = train_any_release(files, settings.production_models_dir, overrides, exclude,
+                                                         progress=lambda m: click.echo(f"  • {m}"),
+                                                         measure_stability=not no_stability)
+            except TrainingError as exc:  # the file cannot be used: one line, exit 1, nothing changed
                 raise click.ClickException(f"{exc} (the live model is unchanged)") from None
             if not lock.still_held():
                 raise click.ClickException("The run lock was lost while training (Redis unreachable for longer "
@@ -53,9 +62,9 @@ def register_cli(app: Flask) -> None:
                 releases.set_live(settings.model_dir, final)
         finally:
             lock.release()
-        click.echo(json.dumps({"version": manifest["version"], "path": str(final), "live": not no_publish,
-                               "training_rows": manifest["training_rows"], "metrics": manifest["metrics"],
-                               "fit_seconds": manifest["fit_seconds"]}, indent=2))
+        click.echo(json.dumps({"version": manifest["version"], "kind": releases.kind_of(manifest), "path": str(final),
+                               "live": not no_publish, "training_rows": manifest["training_rows"],
+                               "metrics": manifest["metrics"], "fit_seconds": manifest["fit_seconds"]}, indent=2))
 
     @app.cli.command("schema")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))

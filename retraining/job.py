@@ -122,6 +122,9 @@ def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, repor
         except ReleaseError as exc:
             report.metrics["agreement_ari"] = None
             log.warning("current model not comparable: %s", exc)
+        except (KeyError, ValueError, TypeError) as exc:  # a live model of another schema reads other columns
+            report.metrics["agreement_ari"] = None
+            log.info("current model not comparable (another schema: %s)", type(exc).__name__)
     if metrics["clusters"] < MIN_SEGMENTS:
         return f"only {metrics['clusters']} segment(s) found; at least {MIN_SEGMENTS} are required"
     if metrics["noise_share"] > settings.retrain_max_noise_share:
@@ -182,8 +185,16 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             say(f"removed {removed} stale temporary folder(s) from an interrupted run")
         current = releases.live_release_dir(settings.model_dir)
         report.previous_version = current.name if current else None
+        live_kind = releases.kind_of(releases.read_manifest(current)) if current is not None else None
+        if job is None and live_kind not in (None, releases.LOYALTY):
+            report.state = REJECTED
+            report.reason = (f"kept {current.name}: it was trained on a table of its own columns, and retraining "
+                             "from upload snapshots covers the loyalty schema only; retrain it on your file with "
+                             "`flask --app app train --data FILE` or POST /admin/train")
+            return report
         _write_status(state, {"state": RUNNING, "pid": os.getpid(), "report": asdict(report)})
 
+        from portal.segmentation.table_training import train_any_release
         from portal.segmentation.training import train_release
 
         files = [job.data] if job else snapshot_files(settings)
@@ -194,15 +205,20 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             say(message)
             _write_status(state, {"state": RUNNING, "pid": os.getpid(), "stage": message, "report": asdict(report)})
 
-        staging, manifest, data = train_release(files, settings.production_models_dir, progress=stage,
-                                                customer_key=None if job else snapshot_key(settings))
+        if job:  # the loyalty model or a model of the file's own columns, as `flask train` chooses
+            staging, manifest, customers = train_any_release(files, settings.production_models_dir, progress=stage,
+                                                             measure_stability=False)
+        else:
+            staging, manifest, data = train_release(files, settings.production_models_dir, progress=stage,
+                                                    customer_key=snapshot_key(settings))
+            customers = data.customers
         report.timings_s["fit"] = round(time.perf_counter() - started, 2)
         report.version, report.rows_read = manifest["version"], manifest["rows_read"]
         report.rows_used = manifest["training_rows"]
         report.metrics = dict(manifest["metrics"])
         started = time.perf_counter()
         stage("validating the new release")
-        rejection = _validate(staging, manifest, settings, report, data.customers)
+        rejection = _validate(staging, manifest, settings, report, customers)
         report.timings_s["validate"] = round(time.perf_counter() - started, 2)
         if rejection:
             report.state, report.reason = REJECTED, f"kept {report.previous_version}: {rejection}"

@@ -25,14 +25,15 @@ _MAX_EXCEL_SERIAL = 100_000  # 2173-10-14: later is no joining date, and stays i
 _DEFAULT_A, _DEFAULT_B = datetime(2001, 1, 1), datetime(2002, 2, 2)
 
 
-def parse_dates(values: pd.Series, text: pd.Series) -> pd.Series:
+def parse_dates(values: pd.Series, text: pd.Series, month_first: bool | None = None) -> pd.Series:
     """Parse joining dates vectorised; NaT where a cell is blank or unreadable.
 
     Real Excel dates, Excel serial numbers (as numbers or text), ISO strings and day-first strings
     are read with a handful of vectorised formats; whatever is left is tried one distinct string
     at a time with dateutil (day first), refusing strings that lack a day, month or year. When
     a column's numeric dates are clearly month-first (12/25/2021 and never 25/12/2021), the
-    ambiguous ones in it are read month-first too.
+    ambiguous ones in it are read month-first too; ``month_first`` fixes that choice instead (a model reads
+    a small upload the way its training column was read).
     """
     result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]")
     kinds = values.map(type)
@@ -44,7 +45,7 @@ def parse_dates(values: pd.Series, text: pd.Series) -> pd.Series:
         result[is_number] = _from_serial(pd.to_numeric(values[is_number], errors="coerce"))
     is_text = text.notna() & ~is_date & result.isna()   # numbers like 20210304 are tried as text too
     if is_text.any():
-        result[is_text] = _parse_date_strings(text[is_text])
+        result[is_text] = _parse_date_strings(text[is_text], month_first)
     return result
 
 
@@ -57,21 +58,22 @@ def _from_serial(serial: pd.Series) -> pd.Series:
     return out
 
 
-def _parse_date_strings(text: pd.Series) -> pd.Series:
+def _parse_date_strings(text: pd.Series, month_first: bool | None = None) -> pd.Series:
     """Date strings to timestamps, parsing each distinct string once."""
     codes, uniques = pd.factorize(text)
-    parsed = _parse_unique_date_strings(pd.Series(uniques, dtype="string"))
+    parsed = _parse_unique_date_strings(pd.Series(uniques, dtype="string"), month_first)
     return pd.Series(parsed.to_numpy()[codes], index=text.index, dtype="datetime64[us]")
 
 
-def _parse_unique_date_strings(text: pd.Series) -> pd.Series:
+def _parse_unique_date_strings(text: pd.Series, month_first: bool | None = None) -> pd.Series:
     """Distinct date strings to timestamps: vectorised formats first, then one try per leftover."""
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
     serial = text.str.fullmatch(_EXCEL_SERIAL_TEXT.pattern)
     if serial.any():
         out[serial] = _from_serial(pd.to_numeric(text[serial], errors="coerce"))
     day = text.str.replace(_TIME_SUFFIX.pattern, "", regex=True).str.strip()
-    month_first = _looks_month_first(day)
+    if month_first is None:
+        month_first = _looks_month_first(day)
     formats: tuple[str, ...] = _STRING_DATE_FORMATS
     if month_first:
         log.info("joining dates look month-first; reading ambiguous numeric dates month-first")
@@ -88,6 +90,12 @@ def _parse_unique_date_strings(text: pd.Series) -> pd.Series:
         out[leftovers.index] = pd.to_datetime(
             [_parse_one_date(value, dayfirst=not month_first) for value in leftovers], errors="coerce")
     return out
+
+
+def looks_month_first(values: pd.Series) -> bool:
+    """Whether a column's numeric text dates are clearly month-first (12/25/2021 and never 25/12/2021)."""
+    text = values.dropna().astype("string")
+    return _looks_month_first(text.str.replace(_TIME_SUFFIX.pattern, "", regex=True).str.strip())
 
 
 def _looks_month_first(day: pd.Series) -> bool:

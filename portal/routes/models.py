@@ -10,6 +10,7 @@ from portal.routes import services
 from schemas import (
     ERROR_RESPONSES,
     HealthResponse,
+    ModelResponse,
     OptionsResponse,
     PersonaPath,
     PersonaResponse,
@@ -43,6 +44,12 @@ def health():
     """Service version, live model, content provider and next retrain; 503 when no usable model."""
     body, status = generate.health(services())
     return body, status
+
+
+@models_api.get("/model", responses={200: ModelResponse})
+def model():
+    """The live model: its kind (loyalty or a learned table schema), each column's role and why, its metrics."""
+    return generate.model_info(services())
 
 
 @models_api.get("/model/segments.png",

@@ -13,11 +13,12 @@ import pandas as pd
 
 from portal.segmentation.features import placement_keys
 from portal.segmentation.model import SegmentationModel
+from portal.segmentation.table_model import TableSegmentationModel
 
 log = logging.getLogger(__name__)
 
 
-def metrics_of(model: SegmentationModel, sample: int = 2000) -> dict[str, Any]:
+def metrics_of(model: SegmentationModel | TableSegmentationModel, sample: int = 2000) -> dict[str, Any]:
     """Cluster count, noise share, DBCV and silhouette (in the embedding, on a sample)."""
     from hdbscan.validity import validity_index
     from sklearn.metrics import silhouette_score

@@ -31,6 +31,7 @@ from typing import Any
 
 from portal.errors import ReleaseError
 from portal.segmentation.model import STAGE_FILES, STATE_FILE
+from portal.segmentation.table_model import TABLE_REQUIRED_FILES
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,18 @@ PERSONA_FILES = ("cluster_personas.pkl", "cluster_personas.json", "cluster_profi
 STABLE_LINKS = (*STAGE_FILES, *PERSONA_FILES, MANIFEST)
 TMP_PREFIX = ".tmp-"
 #: Bumped whenever the features or the saved state change shape; a release of another format is refused.
-MODEL_FORMAT = 7
+MODEL_FORMAT = 8
 #: Artifacts without which a release cannot serve; the manifest must list (and so checksum) each one.
 REQUIRED_FILES = (*STAGE_FILES, STATE_FILE, "cluster_personas.pkl", "cluster_profiles.csv")
+#: The two model kinds a manifest's ``kind`` names: the built-in loyalty schema, or a learned table schema.
+LOYALTY, TABLE = "loyalty", "table"
+REQUIRED_FILES_BY_KIND = {LOYALTY: REQUIRED_FILES,
+                          TABLE: (*TABLE_REQUIRED_FILES, "cluster_personas.pkl", "cluster_profiles.csv")}
+
+
+def kind_of(manifest: dict[str, Any]) -> str:
+    """The model kind a release holds (releases written before kinds existed are loyalty models)."""
+    return str(manifest.get("kind", LOYALTY))
 
 
 def runtime_environment() -> dict[str, str]:
@@ -106,7 +116,10 @@ def verify_release(release_dir: Path) -> dict[str, Any]:
     if not isinstance(files, dict) or not isinstance(manifest.get("environment"), dict):
         raise ReleaseError(f"Release {release_dir.name}: {MANIFEST} lacks its file checksums or environment. "
                            + REBUILD_HINT)
-    unlisted = [name for name in REQUIRED_FILES if name not in files]
+    kind = kind_of(manifest)
+    if kind not in REQUIRED_FILES_BY_KIND:
+        raise ReleaseError(f"Release {release_dir.name} holds a model of unknown kind {kind!r}. {REBUILD_HINT}")
+    unlisted = [name for name in REQUIRED_FILES_BY_KIND[kind] if name not in files]
     if unlisted:
         raise ReleaseError(f"Release {release_dir.name}: {MANIFEST} does not list {', '.join(unlisted)}. "
                            + REBUILD_HINT)

@@ -15,6 +15,7 @@ import pandas as pd
 from openpyxl.cell.cell import TYPE_FORMULA, TYPE_STRING
 
 from portal.ingestion.reader import read_rows_as_is
+from portal.serving.table_upload import table_rows_as_is
 from portal.serving.upload_store import UploadStore
 
 #: Columns the export adds; a re-uploaded export's old copies are replaced, not duplicated.
@@ -27,7 +28,7 @@ def segments_workbook(upload_id: str, uploads: UploadStore) -> bytes:
     record: dict[str, Any] = uploads.record(upload_id)
     placement = uploads.placement(upload_id)
     path, _ = uploads.original(upload_id)
-    rows = read_rows_as_is(path)
+    rows = table_rows_as_is(path.read_bytes()) if record.get("kind") == "table" else read_rows_as_is(path)
     names = {s["cluster_id"]: s["persona"]["name"] for s in record["segments"]}
     segment_id, persona, confidence, reassigned = SEGMENT_COLUMNS
     by_row = pd.DataFrame({"source_row": placement["source_row"], segment_id: placement["cluster_id"],

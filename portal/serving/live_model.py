@@ -22,6 +22,11 @@ import pandas as pd
 from portal.errors import ModelUnavailable, NotFound, ReleaseError
 from portal.segmentation import releases
 from portal.segmentation.model import SegmentationModel
+from portal.segmentation.table_model import TableSegmentationModel
+
+#: The model class of each release kind.
+MODEL_CLASSES: dict[str, type[SegmentationModel] | type[TableSegmentationModel]] = {
+    releases.LOYALTY: SegmentationModel, releases.TABLE: TableSegmentationModel}
 
 log = logging.getLogger(__name__)
 NO_MODEL_HINT = "No model has been trained yet. Run `make train` (or `flask --app app train`) and retry."
@@ -34,11 +39,16 @@ class LiveRelease:
     version: str
     path: Path
     manifest: dict[str, Any]
-    model: SegmentationModel
+    model: SegmentationModel | TableSegmentationModel
     personas: dict[int, dict]
     profiles: dict[int, dict]
     loaded_at: float = field(default_factory=time.time)
     warm_up_s: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        """``loyalty`` (the built-in schema) or ``table`` (a schema learned from the company's own table)."""
+        return releases.kind_of(self.manifest)
 
     def persona(self, cluster_id: int) -> dict:
         try:
@@ -52,7 +62,7 @@ def load_release(release_dir: Path, warm_up: bool = True) -> LiveRelease:
     """Verify checksums and environment, then load every artifact (raises ReleaseError)."""
     manifest = releases.verify_release(release_dir)
     try:
-        model = SegmentationModel.load(release_dir)
+        model = MODEL_CLASSES[releases.kind_of(manifest)].load(release_dir)
         personas = joblib.load(release_dir / "cluster_personas.pkl")
         profiles_frame = pd.read_csv(release_dir / "cluster_profiles.csv")
     except Exception as exc:  # a pickle from elsewhere can fail in many ways; none may crash serving

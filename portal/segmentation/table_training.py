@@ -1,0 +1,220 @@
+"""Training on any customer table: read it, learn its schema, roll order exports up per customer, fit the
+learned-schema model and write a release of kind ``table`` (published and set live like any release).
+
+The manifest records the learned schema (every column's role with its reason), the feature block
+weights, the fast-path agreement that gated the release and, when measured, the stability of the
+segments across random seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+from sklearn.base import clone
+from sklearn.metrics import adjusted_rand_score
+
+from portal.errors import MissingColumns, PortalError, TrainingError
+from portal.ingestion.roles import TableSchema, infer_schema
+from portal.ingestion.rollup import RolledUp, is_order_level, roll_up
+from portal.ingestion.sheets import first_customer_sheet
+from portal.ingestion.tables import read_table
+from portal.segmentation import releases
+from portal.segmentation.metrics import metrics_of
+from portal.segmentation.segment_map import draw_segment_map
+from portal.segmentation.table_model import TableParams, TableSegmentationModel
+from portal.segmentation.table_personas import build_table_personas
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TableData:
+    """A customer table ready to fit: one row per customer, its learned schema and what reading it did."""
+
+    frame: pd.DataFrame
+    schema: TableSchema
+    rows_read: int
+    duplicates_dropped: int
+    source: str
+    #: the order-level schema when the file was an order export rolled up per customer
+    order_schema: TableSchema | None = None
+    rolled_up: RolledUp | None = None
+
+
+def loyalty_gap(path: Path) -> str | None:
+    """Why a file is not a loyalty-schema file (its missing columns), or None when it holds those columns."""
+    try:
+        first_customer_sheet(Path(path).read_bytes(), Path(path).name)
+    except MissingColumns as exc:
+        return exc.message
+    return None
+
+
+def unusable_table_message(schema: TableSchema) -> str:
+    """One line naming each column and why it was left out, for a table with no feature column."""
+    reasons = "; ".join(f"{c.name}: {c.role.value} ({c.reason})" for c in schema.columns)
+    return (f"No column of this table can describe segments: {reasons}. Add columns such as ages, amounts, "
+            "dates or categories, or set a column's role with --role COLUMN=ROLE.")
+
+
+def read_training_table(path: Path, roles: dict[str, str] | None = None, exclude: tuple[str, ...] = (),
+                        progress: Progress | None = None) -> TableData:
+    """Read any table, learn its schema (overrides applied) and roll an order export up per customer."""
+    say = progress or (lambda m: log.info("%s", m))
+    table = read_table(Path(path))
+    frame = table.frame
+    try:
+        schema = infer_schema(frame, roles, exclude)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    say(f"read {Path(path).name}: {len(frame):,} rows, {len(frame.columns)} columns")
+    order_schema, rolled = None, None
+    if is_order_level(frame, schema):
+        rolled = roll_up(frame, schema)
+        say(rolled.summary())
+        order_schema = schema
+        kept = {k: v for k, v in (roles or {}).items() if k in rolled.frame.columns}
+        schema = infer_schema(rolled.frame, kept, tuple(c for c in exclude if c in rolled.frame.columns))
+        frame = rolled.frame
+    if not schema.features:
+        raise TrainingError(unusable_table_message(schema))
+    before = len(frame)
+    if schema.identifier is not None:
+        ids = frame[schema.identifier]
+        frame = pd.concat([frame[ids.notna()].drop_duplicates(schema.identifier, keep="last"), frame[ids.isna()]])
+    frame = frame.reset_index(drop=True)
+    for column in schema.columns:
+        say(f"  {column.name}: {column.role.value} ({column.reason})")
+    return TableData(frame, schema, len(table.frame), before - len(frame), str(path), order_schema, rolled)
+
+
+def data_fingerprint(data: TableData) -> str:
+    """sha256 of the feature columns, so two releases can say whether they saw the same data."""
+    columns = [c.name for c in data.schema.features]
+    hashed = pd.util.hash_pandas_object(data.frame[columns].astype(str), index=False)
+    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+
+
+def stability(model: TableSegmentationModel, data: TableData) -> float:
+    """ARI between this fit's labels and those of a fit with another random seed (sample and layout)."""
+    seed = model.params.random_state + 1
+    reducer = clone(model.reducer)
+    if "random_state" in reducer.get_params():
+        reducer.set_params(random_state=seed)
+    other = TableSegmentationModel(data.schema, replace(model.params, random_state=seed, min_fast_path_agreement=0),
+                                   reducer=reducer, clusterer=model.clusterer).fit(data.frame, progress=lambda m: None)
+    return round(float(adjusted_rand_score(model.labels_, other.labels_)), 4)
+
+
+def write_table_release(model: TableSegmentationModel, data: TableData, staging: Path, version: str,
+                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Save every artifact of a fitted table model into ``staging`` and write its manifest."""
+    personas, profiles = build_table_personas(data.frame, data.schema, model.labels_, model.features_.columns_)
+    model.save(staging)
+    joblib.dump(personas, staging / "cluster_personas.pkl")
+    (staging / "cluster_personas.json").write_text(json.dumps({str(k): v for k, v in personas.items()},
+                                                              indent=2, ensure_ascii=False))
+    profiles.to_csv(staging / "cluster_profiles.csv", index=False)
+    draw_segment_map(model.embedding_sample_, model.embedding_sample_labels_, personas, staging / "segments.png")
+    metrics = {**metrics_of(model), "fast_path_agreement": model.fast_path_agreement_,
+               "fast_path_agreement_rows": model.agreement_method_,
+               **({"stability": extra["stability"]} if extra and "stability" in extra else {})}
+    manifest = {
+        "version": version,
+        "kind": releases.TABLE,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training_rows": int(len(data.frame)),
+        "rows_read": data.rows_read,
+        "rows_skipped": 0,
+        "duplicates_dropped": data.duplicates_dropped,
+        "sources": [Path(data.source).name],
+        "data_fingerprint": data_fingerprint(data),
+        "schema": model.describe(),
+        "order_schema": data.order_schema.model_dump(mode="json") if data.order_schema else None,
+        "rolled_up": {"order_rows": data.rolled_up.order_rows, "customers": data.rolled_up.customers,
+                      "id_column": data.rolled_up.id_column, "date_column": data.rolled_up.date_column,
+                      "summary": data.rolled_up.summary()} if data.rolled_up else None,
+        "parameters": {**model.params.as_dict(), "reducer": model.reducer_.get_params(),
+                       "clusterer": model.clusterer_.get_params(),
+                       "clusterer_fitted": getattr(model.clusterer_, "fitted_sizes_", None)},
+        "metrics": metrics,
+        "timings": model.timings_,
+        "persona_count": len(personas),
+        **(extra or {}),
+    }
+    return releases.write_manifest(staging, manifest)
+
+
+def train_table_release(path: Path, production_dir: Path, roles: dict[str, str] | None = None,
+                        exclude: tuple[str, ...] = (), params: TableParams | None = None,
+                        progress: Progress | None = None, measure_stability: bool = True,
+                        ) -> tuple[Path, dict[str, Any], TableData]:
+    """Fit on one table and write a complete release into a fresh staging folder (not yet published)."""
+    say = progress or (lambda m: log.info("%s", m))
+    started = time.perf_counter()
+    try:
+        data = read_training_table(path, roles, exclude, say)
+    except PortalError as exc:
+        raise TrainingError(exc.message) from None
+    say(f"training on {len(data.frame):,} customers ({data.duplicates_dropped} duplicates dropped), "
+        f"{len(data.schema.features)} feature columns")
+    model = TableSegmentationModel(data.schema, params).fit(data.frame, progress=say)
+    extra: dict[str, Any] = {}
+    if measure_stability:
+        say("measuring stability: a second fit with another random seed")
+        extra["stability"] = stability(model, data)
+    version = releases.new_version()
+    staging = releases.new_staging_dir(production_dir)
+    say("writing artifacts, personas and the segment map")
+    manifest = write_table_release(model, data, staging, version,
+                                   {**extra, "fit_seconds": round(time.perf_counter() - started, 2)})
+    say(f"release {version}: {manifest['metrics']['clusters']} segments, "
+        f"noise {manifest['metrics']['noise_share']:.1%}, fast-path agreement "
+        f"{manifest['metrics']['fast_path_agreement']:.1%}"
+        + (f", stability (ARI across seeds) {extra['stability']}" if "stability" in extra else ""))
+    return staging, manifest, data
+
+
+def train_any_release(files: list[Path], production_dir: Path, roles: dict[str, str] | None = None,
+                      exclude: tuple[str, ...] = (), progress: Progress | None = None,
+                      measure_stability: bool = True) -> tuple[Path, dict[str, Any], pd.DataFrame]:
+    """The loyalty model for files with the loyalty columns, a model of the table's own columns for any
+    other table (or when roles are overridden); returns the staging folder, the manifest and the rows the
+    new model places (for the release gates). Raises TrainingError saying why a file cannot be used."""
+    from portal.segmentation.training import train_release
+
+    say = progress or (lambda m: log.info("%s", m))
+    try:
+        gaps = [loyalty_gap(f) for f in files] if not roles and not exclude else ["overrides given"]
+        gap = next((g for g in gaps if g), None)
+        if gap is None:
+            staging, manifest, loyalty = train_release(files, production_dir, progress=say)
+            return staging, manifest, loyalty.customers
+    except PortalError as exc:
+        raise TrainingError(exc.message) from None
+    if len(files) != 1:
+        raise TrainingError("A table of its own columns is trained from one file at a time; give one file "
+                            "(files with the loyalty columns can be combined).")
+    say("no loyalty columns: learning the table's own columns")
+    try:
+        staging, manifest, table = train_table_release(files[0], production_dir, roles, exclude, progress=say,
+                                                       measure_stability=measure_stability)
+    except TrainingError as exc:
+        prefix = "" if roles or exclude else f"Not a loyalty file ({gap}); as a table of its own columns: "
+        raise TrainingError(f"{prefix}{exc}") from None
+    return staging, manifest, table.frame
+
+
+__all__ = ["TableData", "loyalty_gap", "read_training_table", "train_any_release", "train_table_release",
+           "unusable_table_message"]
