@@ -188,7 +188,7 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
         live_kind = releases.kind_of(releases.read_manifest(current)) if current is not None else None
         if job is None and live_kind not in (None, releases.LOYALTY):
             report.state = REJECTED
-            report.reason = (f"kept {current.name}: it was trained on a table of its own columns, and retraining "
+            report.reason = (f"kept {report.previous_version}: it was trained on a table of its own columns, and retraining "
                              "from upload snapshots covers the loyalty schema only; retrain it on your file with "
                              "`flask --app app train --data FILE` or POST /admin/train")
             return report
