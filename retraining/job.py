@@ -188,9 +188,9 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
         live_kind = releases.kind_of(releases.read_manifest(current)) if current is not None else None
         if job is None and live_kind not in (None, releases.LOYALTY):
             report.state = REJECTED
-            report.reason = (f"kept {report.previous_version}: it was trained on a table of its own columns, and retraining "
-                             "from upload snapshots covers the loyalty schema only; retrain it on your file with "
-                             "`flask --app app train --data FILE` or POST /admin/train")
+            report.reason = (f"kept {report.previous_version}: it was trained on a table of its own columns, and "
+                             "retraining from upload snapshots covers the loyalty schema only; retrain it on your "
+                             "file with `flask --app app train --data FILE` or POST /admin/train")
             return report
         _write_status(state, {"state": RUNNING, "pid": os.getpid(), "report": asdict(report)})
 
@@ -239,7 +239,12 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
         report.state = SUCCEEDED
         report.reason = f"{final.name} is live" + (f"; pruned {len(pruned)} old release(s)" if pruned else "")
         return report
-    except (TrainingError, ReleaseError, NotFound) as exc:
+    except TrainingError as exc:
+        # a train job's file that cannot make a model is a refusal, like a gate: the live model stays
+        report.state = REJECTED if job else FAILED
+        report.reason = f"kept {report.previous_version}: {exc}" if job else str(exc)
+        return report
+    except (ReleaseError, NotFound) as exc:
         report.state, report.reason = FAILED, str(exc)
         return report
     except PortalError as exc:  # the customer file cannot be used (missing columns, no rows, ...)
