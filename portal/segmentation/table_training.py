@@ -8,7 +8,6 @@ segments across random seeds.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -33,6 +32,7 @@ from portal.segmentation.metrics import metrics_of
 from portal.segmentation.segment_map import draw_segment_map
 from portal.segmentation.table_model import TableParams, TableSegmentationModel
 from portal.segmentation.table_personas import build_table_personas
+from portal.segmentation.training import data_fingerprint
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -99,13 +99,6 @@ def read_training_table(path: Path, roles: dict[str, str] | None = None, exclude
     return TableData(frame, schema, len(table.frame), before - len(frame), str(path), order_schema, rolled)
 
 
-def data_fingerprint(data: TableData) -> str:
-    """sha256 of the feature columns, so two releases can say whether they saw the same data."""
-    columns = [c.name for c in data.schema.features]
-    hashed = pd.util.hash_pandas_object(data.frame[columns].astype(str), index=False)
-    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
-
-
 def stability(model: TableSegmentationModel, data: TableData) -> float:
     """ARI between this fit's labels and those of a fit with another random seed (sample and layout)."""
     seed = model.params.random_state + 1
@@ -139,7 +132,7 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
         "rows_skipped": 0,
         "duplicates_dropped": data.duplicates_dropped,
         "sources": [Path(data.source).name],
-        "data_fingerprint": data_fingerprint(data),
+        "data_fingerprint": data_fingerprint(data.frame, [c.name for c in data.schema.features]),
         "schema": model.describe(),
         "order_schema": data.order_schema.model_dump(mode="json") if data.order_schema else None,
         "rolled_up": {"order_rows": data.rolled_up.order_rows, "customers": data.rolled_up.customers,

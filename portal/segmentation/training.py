@@ -74,9 +74,10 @@ def collect_training_data(paths: Iterable[Path], progress: Progress | None = Non
     return TrainingData(combined, rows_read, rows_skipped, before - len(combined), sources)
 
 
-def data_fingerprint(customers: pd.DataFrame) -> str:
+def data_fingerprint(customers: pd.DataFrame, columns: list[str] | None = None) -> str:
     """sha256 of the feature columns, so two releases can say whether they saw the same data."""
-    hashed = pd.util.hash_pandas_object(customers[list(FEATURE_COLUMNS)].astype(str), index=False)
+    chosen = list(FEATURE_COLUMNS) if columns is None else columns
+    hashed = pd.util.hash_pandas_object(customers[chosen].astype(str), index=False)
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
 
 
