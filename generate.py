@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
+from pydantic import ValidationError as PydanticValidationError
 
 from portal.content.service import ContentService
 from portal.coordination.redis_link import redis_health
@@ -43,10 +44,13 @@ from schemas import (
     PLATFORMS,
     TIER_ORDER,
     TONES,
+    Audience,
     CampaignInputs,
     ContentPreferences,
     GeneratePostRequest,
     GeneratePromoRequest,
+    canonical_column,
+    header_key,
 )
 
 log = logging.getLogger(__name__)
@@ -94,6 +98,61 @@ def _audience_row(request: GeneratePromoRequest, release: LiveRelease) -> tuple[
     return row, assumed
 
 
+_LOYALTY_FIELDS = {LOCATION: "location", GENDER: "gender", LOYALTY_TIER: "loyalty_tier", DATE_JOINED: "date_joined"}
+
+
+def _with_loyalty_audience(request: GeneratePromoRequest) -> GeneratePromoRequest:
+    """``audience: {column: value}`` on the loyalty model: the columns by any upload spelling, validated as the
+    named fields are."""
+    if not request.audience:
+        return request
+    named: dict[str, Any] = {}
+    unknown = []
+    for key, value in request.audience.items():
+        column = canonical_column(key)
+        if column in _LOYALTY_FIELDS:
+            named[_LOYALTY_FIELDS[column]] = value
+        else:
+            unknown.append(key)
+    if unknown:
+        raise ValidationFailed(f"audience: {', '.join(repr(k[:40]) for k in unknown[:5])} is not a column of the live "
+                               f"model; use {', '.join(_LOYALTY_FIELDS)} (GET /options lists them).",
+                               details={"unknown": unknown[:20], "allowed": list(_LOYALTY_FIELDS)})
+    try:
+        fields = Audience.model_validate({**request.model_dump(include=set(Audience.model_fields) - {"audience"},
+                                                                exclude_none=True), **named})
+    except PydanticValidationError as exc:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise ValidationFailed(f"audience: {problems}.") from None
+    return request.model_copy(update=fields.model_dump(exclude={"audience"}))
+
+
+def _table_audience_row(request: GeneratePromoRequest, release: LiveRelease) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One row of the learned schema's feature columns from ``audience``; columns left out are blank, which
+    the fitted imputers read as the training base's typical value (and are reported as assumed)."""
+    schema = cast(TableSegmentationModel, release.model).schema
+    named = [name for name in ("location", "gender", "loyalty_tier", "date_joined") if getattr(request, name)]
+    if named:
+        raise ValidationFailed(f"The live model {release.version} was trained on a table of its own columns; "
+                               f"{', '.join(named)} describe the loyalty schema. Send audience: {{column: value}} "
+                               "with the columns GET /options lists, or choose a segment with cluster_id.")
+    features = {header_key(c.name): c.name for c in schema.features}
+    row: dict[str, Any] = {c.name: None for c in schema.features}
+    unknown = []
+    for key, value in (request.audience or {}).items():
+        column = features.get(header_key(key))
+        if column is None:
+            unknown.append(key)
+        else:
+            row[column] = value
+    if unknown:
+        raise ValidationFailed(f"audience: {', '.join(repr(k[:40]) for k in unknown[:5])} is not a column the live "
+                               f"model reads; use {', '.join(list(features.values())[:30])} (GET /options).",
+                               details={"unknown": unknown[:20], "allowed": list(features.values())})
+    assumed = {name: "typical value" for name, value in row.items() if value is None}
+    return pd.DataFrame([row], dtype=object), assumed
+
+
 def generate_promo(request: GeneratePromoRequest, services: Services) -> dict[str, Any]:
     """Content for a campaign, aligned with the persona of the audience described (or chosen)."""
     campaign, prefs = request.campaign_and_preferences()
@@ -102,11 +161,9 @@ def generate_promo(request: GeneratePromoRequest, services: Services) -> dict[st
     if request.given():
         release = services.models.current()
         if release.kind != releases.LOYALTY:
-            raise ValidationFailed(
-                f"The live model {release.version} was trained on a table of its own columns; the audience "
-                "fields (location, gender, loyalty_tier, date_joined) describe the loyalty schema only. Choose a "
-                "segment with cluster_id instead (GET /personas lists them).")
-        row, assumed = _audience_row(request, release)
+            row, assumed = _table_audience_row(request, release)
+        else:
+            row, assumed = _audience_row(_with_loyalty_audience(request), release)
         placement = release.model.place(row)
         cluster_id = int(placement.cluster_id[0])
         persona, source = release.persona(cluster_id), "audience"
@@ -267,11 +324,30 @@ def get_persona(cluster_id: int, services: Services) -> dict[str, Any]:
             "profile": release.profiles.get(cluster_id)}
 
 
+def _audience_fields(release: LiveRelease | None) -> list[dict[str, Any]]:
+    """What ``audience`` accepts on the live model: each column, its kind and (short lists only) its values.
+    Many-category columns list no values: any is accepted, and rare ones would name small groups."""
+    if release is None:
+        return []
+    if release.kind != releases.LOYALTY:
+        fields = []
+        for column in cast(TableSegmentationModel, release.model).schema.features:
+            values = list(column.values) if column.role.value in ("categorical", "ordinal") else \
+                ["yes", "no"] if column.role.value == "boolean" else []
+            fields.append({"name": column.name, "type": column.role.value, "values": values})
+        return fields
+    return [{"name": LOCATION, "type": "high_cardinality", "values": release.model.known_locations()},
+            {"name": GENDER, "type": "categorical", "values": list(GENDERS)},
+            {"name": LOYALTY_TIER, "type": "ordinal", "values": list(TIER_ORDER)},
+            {"name": DATE_JOINED, "type": "date", "values": []}]
+
+
 def options(services: Services) -> dict[str, Any]:
     """Allowed values for every form dropdown, from the schemas and the live model."""
     release = services.models.release
-    locations = release.model.known_locations() if release else []
+    locations = release.model.known_locations() if release and release.kind == releases.LOYALTY else []
     return {"status": "ok", "model_version": release.version if release else None,
+            "audience_fields": _audience_fields(release),
             "locations": locations, "genders": list(GENDERS), "loyalty_tiers": list(TIER_ORDER),
             "objectives": list(OBJECTIVE_SUGGESTIONS), "industries": list(INDUSTRY_SUGGESTIONS),
             "funnel_stages": list(FUNNEL_STAGES), "past_engagement": list(ENGAGEMENT_LEVELS),

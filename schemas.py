@@ -244,6 +244,7 @@ def business_today() -> date:
     return datetime.now(BUSINESS_TIMEZONE).date()
 
 
+AudienceValue = Annotated[str, Field(max_length=100)] | float | bool | None
 _AUDIENCE_CHOICES = {"gender": (normalise_gender, GENDERS), "loyalty_tier": (normalise_tier, tuple(TIER_ORDER))}
 
 
@@ -260,6 +261,15 @@ class Audience(_Strict):
     date_joined: date | None = None
     join_month: int | None = Field(None, ge=1, le=12)
     join_year: int | None = Field(None, ge=1980, le=2100)
+    audience: dict[Annotated[str, Field(min_length=1, max_length=100)], AudienceValue] | None = Field(
+        None, max_length=60, description="Any schema: the live model's columns and a value each, e.g. "
+                                         "{\"Age\": 34, \"Membership\": \"Gold\"} (GET /options lists them); "
+                                         "columns left out count as the training base's typical value.")
+
+    @field_validator("audience")
+    @classmethod
+    def _no_empty_audience(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return value or None
 
     @field_validator("location")
     @classmethod
@@ -510,9 +520,18 @@ class PersonaResponse(BaseModel):
     profile: dict[str, Any] | None
 
 
+class AudienceField(BaseModel):
+    name: str = Field(description="A key for `audience` on POST /generate-promo.")
+    type: str = Field(description="numeric, date, boolean, categorical, ordinal or high_cardinality")
+    values: list[str] = Field(default_factory=list, description="Allowed values, lowest first for ordinal; "
+                                                                   "empty when any value is accepted.")
+
+
 class OptionsResponse(BaseModel):
     status: Literal["ok"] = "ok"
     model_version: str | None
+    audience_fields: list[AudienceField] = Field(default_factory=list,
+                                                 description="The live model's columns the smart form can set.")
     locations: list[str]
     genders: list[str]
     loyalty_tiers: list[str]

@@ -326,6 +326,23 @@ def test_promo_with_partial_audience_still_uses_the_pipeline(client, audience):
     assert body["persona_source"] == "audience" and body["cluster_id"] is not None
 
 
+def test_promo_audience_by_column_name_works_on_the_loyalty_model_too(client):
+    """The same `audience: {column: value}` the Angular app sends for any schema, with upload spellings."""
+    body = client.post("/generate-promo", json={**CAMPAIGN, "audience": {"Branch": "tampines", "sex": "F",
+                                                                         "membership level": "gold"}}).get_json()
+    assert body["persona_source"] == "audience" and set(body["audience_assumed"]) == {"date_joined"}
+    fields = {f["name"]: f for f in client.get("/options").get_json()["audience_fields"]}
+    assert fields["Loyalty Tier"]["values"] == ["Silver", "Gold", "Platinum"]
+    assert "Tampines" in fields["Location"]["values"]
+
+
+@pytest.mark.parametrize(("audience", "words"), [({"colour": "red"}, "not a column"),
+                                                 ({"gender": "Robot"}, "use one of female")])
+def test_promo_audience_that_cannot_be_placed_is_422_naming_the_fix(client, audience, words):
+    response = client.post("/generate-promo", json={**CAMPAIGN, "audience": audience})
+    assert response.status_code == 422 and words in response.get_json()["error"]["message"].lower()
+
+
 def test_promo_with_cluster_id_uses_that_persona(client):
     cluster_id = client.get("/personas").get_json()["personas"][-1]["cluster_id"]
     body = client.post("/generate-promo", json={**CAMPAIGN, "cluster_id": cluster_id}).get_json()

@@ -438,3 +438,23 @@ def test_the_same_table_gives_the_same_segments_whatever_the_blas_thread_count()
         return done.stdout.strip().splitlines()[-1]
 
     assert labels_digest("1") == labels_digest("2")
+
+
+def test_the_smart_form_places_an_audience_of_the_learned_schema(table_app):
+    app, _ = table_app
+    client = app.test_client()
+    fields = {f["name"]: f for f in client.get("/options").get_json()["audience_fields"]}
+    assert fields["Membership"]["type"] == "ordinal" and fields["Membership"]["values"][0] == "Bronze"
+    assert fields["Preferred Channel"]["type"] == "categorical" and "Online" in fields["Preferred Channel"]["values"]
+    assert "Email" not in fields and "Name" not in fields  # personal columns are never form fields
+
+    body = client.post("/generate-promo", json={**CAMPAIGN, "audience": {"age": 34, "membership": "Gold",
+                                                                         "Preferred Channel": "Online"}}).get_json()
+    assert body["persona_source"] == "audience" and body["cluster_id"] is not None
+    assert body["persona"]["cluster_id"] == body["cluster_id"] and 0 <= body["confidence"] <= 1
+    assert {"Age", "Membership", "Preferred Channel"}.isdisjoint(body["audience_assumed"])
+    assert "Annual Income" in body["audience_assumed"]
+
+    refused = client.post("/generate-promo", json={**CAMPAIGN, "audience": {"Shoe size": 42}})
+    assert refused.status_code == 422 and "Shoe size" in refused.get_json()["error"]["message"]
+    assert "Membership" in refused.get_json()["error"]["details"]["allowed"]
