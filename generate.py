@@ -149,8 +149,15 @@ def _table_audience_row(request: GeneratePromoRequest, release: LiveRelease) -> 
         raise ValidationFailed(f"audience: {', '.join(repr(k[:40]) for k in unknown[:5])} is not a column the live "
                                f"model reads; use {', '.join(list(features.values())[:30])} (GET /options).",
                                details={"unknown": unknown[:20], "allowed": list(features.values())})
+    frame = pd.DataFrame([row], dtype=object)
+    _, unreadable = cast(TableSegmentationModel, release.model).features_.columns_.read(frame)
+    bad = [name for name in unreadable.columns if bool(unreadable[name].iloc[0])]
+    if bad:
+        raise ValidationFailed(f"audience: the value of {', '.join(repr(b) for b in bad[:5])} cannot be read as the "
+                               "model reads that column (a number, a date, yes/no or one of its levels).",
+                               details={"unreadable": bad})
     assumed = {name: "typical value" for name, value in row.items() if value is None}
-    return pd.DataFrame([row], dtype=object), assumed
+    return frame, assumed
 
 
 def generate_promo(request: GeneratePromoRequest, services: Services) -> dict[str, Any]:

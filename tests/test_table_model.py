@@ -458,3 +458,18 @@ def test_the_smart_form_places_an_audience_of_the_learned_schema(table_app):
     refused = client.post("/generate-promo", json={**CAMPAIGN, "audience": {"Shoe size": 42}})
     assert refused.status_code == 422 and "Shoe size" in refused.get_json()["error"]["message"]
     assert "Membership" in refused.get_json()["error"]["details"]["allowed"]
+
+
+def test_numbers_too_large_to_mean_anything_are_unreadable_not_a_500(table_app):
+    """1e308 overflowed the float32 features UMAP reads: a 500 on upload and on the smart form."""
+    app, _ = table_app
+    client = app.test_client()
+    frame, _ = generate_retail(60, seed=5)
+    frame["Total Spend"] = frame["Total Spend"].astype(object)
+    frame.loc[2, "Total Spend"] = "1e308"
+    body = upload(client, frame.to_csv(index=False).encode()).get_json()
+    assert body["status"] == "ok" and body["rows"]["skipped"] == 1
+    assert body["skipped_examples"] == [{"row": 4, "reason": "Total Spend is not a number"}]
+
+    refused = client.post("/generate-promo", json={**CAMPAIGN, "audience": {"Total Spend": 1e308}})
+    assert refused.status_code == 422 and "Total Spend" in refused.get_json()["error"]["message"]

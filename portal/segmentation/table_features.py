@@ -64,7 +64,13 @@ def read_numbers(values: pd.Series, role: Role, reference: pd.Timestamp | None,
     else:  # ordinal: rank in the learned order; an unknown level is unreadable
         rank = {v.lower(): float(i) for i, v in enumerate(order or [])}
         out = text.str.lower().map(rank).astype(float)
-    return out.astype(float), (out.isna() & ~blank).fillna(False).astype(bool)
+    out = out.astype(float)
+    out[~np.isfinite(out) | (out.abs() > LARGEST_NUMBER)] = np.nan  # 1e308 is nobody's age or spend
+    return out, (out.isna() & ~blank).fillna(False).astype(bool)
+
+
+#: Larger magnitudes are unreadable: they would overflow the float32 features UMAP reads.
+LARGEST_NUMBER = 1e30
 
 
 class SchemaColumns(TransformerMixin, BaseEstimator):
