@@ -8,7 +8,6 @@ segments across random seeds.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -17,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
@@ -29,10 +27,9 @@ from portal.ingestion.sheets import first_customer_sheet
 from portal.ingestion.tables import read_table
 from portal.segmentation import releases
 from portal.segmentation.metrics import metrics_of
-from portal.segmentation.segment_map import draw_segment_map
 from portal.segmentation.table_model import TableParams, TableSegmentationModel
 from portal.segmentation.table_personas import build_table_personas
-from portal.segmentation.training import data_fingerprint
+from portal.segmentation.training import data_fingerprint, write_personas
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -115,11 +112,7 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
     """Save every artifact of a fitted table model into ``staging`` and write its manifest."""
     personas, profiles = build_table_personas(data.frame, data.schema, model.labels_, model.features_.columns_)
     model.save(staging)
-    joblib.dump(personas, staging / "cluster_personas.pkl")
-    (staging / "cluster_personas.json").write_text(json.dumps({str(k): v for k, v in personas.items()},
-                                                              indent=2, ensure_ascii=False))
-    profiles.to_csv(staging / "cluster_profiles.csv", index=False)
-    draw_segment_map(model.embedding_sample_, model.embedding_sample_labels_, personas, staging / "segments.png")
+    write_personas(staging, personas, profiles, model.embedding_sample_, model.embedding_sample_labels_)
     metrics = {**metrics_of(model), "fast_path_agreement": model.fast_path_agreement_,
                "fast_path_agreement_rows": model.agreement_method_,
                **({"stability": extra["stability"]} if extra and "stability" in extra else {})}

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pandas as pd
 
 from portal.errors import TrainingError
@@ -81,17 +82,23 @@ def data_fingerprint(customers: pd.DataFrame, columns: list[str] | None = None) 
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
 
 
+def write_personas(staging: Path, personas: dict[int, dict[str, Any]], profiles: pd.DataFrame,
+                   embedding: np.ndarray, labels: np.ndarray) -> None:
+    """The persona files every release kind carries (pkl keyed by cluster id, as the seed; json; profile
+    csv) and the segment map."""
+    joblib.dump(personas, staging / "cluster_personas.pkl")
+    (staging / "cluster_personas.json").write_text(json.dumps({str(k): v for k, v in personas.items()},
+                                                              indent=2, ensure_ascii=False))
+    profiles.to_csv(staging / "cluster_profiles.csv", index=False)
+    draw_segment_map(embedding, labels, personas, staging / "segments.png")
+
+
 def write_release(model: SegmentationModel, data: TrainingData, staging: Path, version: str,
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Save every artifact of a fitted model into ``staging`` and write its manifest."""
     personas, profiles = build_personas(data.customers, model.labels_)
     model.save(staging)
-    joblib.dump(personas, staging / "cluster_personas.pkl")
-    (staging / "cluster_personas.json").write_text(json.dumps({str(k): v for k, v in personas.items()},
-                                                              indent=2, ensure_ascii=False))
-    profiles.to_csv(staging / "cluster_profiles.csv", index=False)
-    draw_segment_map(model.embedding_sample_, model.embedding_sample_labels_, personas,
-                     staging / "segments.png")
+    write_personas(staging, personas, profiles, model.embedding_sample_, model.embedding_sample_labels_)
     metrics = {**metrics_of(model), **replacement_agreement(model, data.customers)}
     manifest = {
         "version": version,
