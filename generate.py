@@ -276,11 +276,8 @@ def _segments(cluster_ids: Any, confidence: Any, reassigned: Any, used: int, cam
 
 def _process_table_upload(data: bytes, campaign: CampaignInputs, prefs: ContentPreferences, services: Services,
                           release: LiveRelease, started: float) -> dict[str, Any]:
-    """``process_upload`` for a model trained on a learned schema: customers placed, segments as usual.
-
-    No retraining snapshot is written: retraining from learned-schema snapshots is not built yet, and the
-    loyalty snapshot's columns do not exist in such a table.
-    """
+    """``process_upload`` for a model trained on a learned schema: customers placed, segments as usual, and
+    the placed customers kept (feature columns and hashed id) in that schema's retraining snapshots."""
     assert isinstance(release.model, TableSegmentationModel)
     upload = read_upload(data, release.model, release.manifest, services.settings.max_upload_rows)
     placement = upload.placement
@@ -305,6 +302,9 @@ def _process_table_upload(data: bytes, campaign: CampaignInputs, prefs: ContentP
     services.uploads.save(upload_id, data, upload.file_format,
                           {**body, "kind": release.kind, "campaign": campaign.model_dump()},
                           upload.source_rows, upload.row_cluster_id, upload.row_confidence, upload.row_reassigned)
+    if upload.customer_rows is not None:
+        services.uploads.write_table_snapshot(upload_id, upload.customer_rows, release.model.schema,
+                                              release.model.features_.columns_.month_first_)
     log.info("upload %s: %d customers placed, %d rows skipped, %d segments", upload_id, upload.customers,
              upload.skipped_count, len(segments))
     return body
