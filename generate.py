@@ -131,16 +131,22 @@ def _table_audience_row(request: GeneratePromoRequest, release: LiveRelease) -> 
     """One row of the learned schema's feature columns from ``audience``; columns left out are blank, which
     the fitted imputers read as the training base's typical value (and are reported as assumed)."""
     schema = cast(TableSegmentationModel, release.model).schema
-    named = [name for name in ("location", "gender", "loyalty_tier", "date_joined") if getattr(request, name)]
-    if named:
-        raise ValidationFailed(f"The live model {release.version} was trained on a table of its own columns; "
-                               f"{', '.join(named)} describe the loyalty schema. Send audience: {{column: value}} "
-                               "with the columns GET /options lists, or choose a segment with cluster_id.")
     features = {header_key(c.name): c.name for c in schema.features}
+    seed_columns = {canonical: c.name for c in schema.features if (canonical := canonical_column(c.name))}
+    given = {column: getattr(request, field) for column, field in _LOYALTY_FIELDS.items()
+             if getattr(request, field) is not None}
+    named = [_LOYALTY_FIELDS[column] for column in given if column not in seed_columns]
+    if named:
+        raise ValidationFailed(f"The live model {release.version} was trained on a table without "
+                               f"{', '.join(named)}. Send audience: {{column: value}} with the columns GET /options "
+                               "lists, or choose a segment with cluster_id.",
+                               details={"allowed": list(features.values())})
     row: dict[str, Any] = {c.name: None for c in schema.features}
+    for column, value in given.items():  # the seed's form fields, where the table has those columns
+        row[seed_columns[column]] = value.isoformat() if hasattr(value, "isoformat") else value
     unknown = []
     for key, value in (request.audience or {}).items():
-        column = features.get(header_key(key))
+        column = features.get(header_key(key)) or seed_columns.get(canonical_column(key) or "")
         if column is None:
             unknown.append(key)
         else:

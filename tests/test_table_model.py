@@ -301,6 +301,44 @@ def test_audience_fields_on_a_learned_schema_are_refused_with_the_fix(table_app)
     assert app.test_client().get("/personas").status_code == 200
 
 
+@pytest.fixture(scope="session")
+def seed_named_release(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """A learned-schema release of a table that uses the seed's column names (plus a spend column)."""
+    from portal.segmentation.sample_data import generate_customers
+    from portal.segmentation.table_training import train_table_release
+
+    frame, _ = generate_customers(rows=600, seed=4)
+    frame["Annual Spend"] = np.random.default_rng(4).lognormal(6, 0.5, len(frame)).round(2)
+    path = _write(frame, tmp_path_factory.mktemp("seed_named") / "members.csv")
+    production = tmp_path_factory.mktemp("seed_named_models")
+    staging, manifest, _ = train_table_release(path, production, measure_stability=False)
+    return releases.publish_release(staging, production, manifest["version"]), frame
+
+
+def test_the_seed_header_aliases_and_form_fields_work_on_a_learned_schema_with_those_columns(seed_named_release,
+                                                                                           tmp_path):
+    release, frame = seed_named_release
+    app, _ = _app_on(release, tmp_path)
+    client = app.test_client()
+    try:
+        spelled = frame.rename(columns={"Date Joined": "Join Date", "Location": "Planning Area",
+                                        "Loyalty Tier": "Membership Level", "Gender": "Sex"})
+        body = upload(client, spelled.to_csv(index=False, date_format="%Y-%m-%d").encode()).get_json()
+        assert body["status"] == "ok" and body["rows"]["used"] == len(frame), body
+        assert body["file"]["columns"]["Join Date"] == "Date Joined"
+
+        form = client.post("/generate-promo", json={**CAMPAIGN, "location": "Bedok", "loyalty_tier": "gold",
+                                                     "date_joined": "2021-03-01"})
+        answer = form.get_json()
+        assert form.status_code == 200 and answer["persona_source"] == "audience", answer
+        assert set(answer["audience_assumed"]) == {"Gender", "Annual Spend"}
+        spelled_form = client.post("/generate-promo", json={**CAMPAIGN, "audience": {"join date": "2021-03-01",
+                                                                                     "area": "Bedok"}})
+        assert spelled_form.status_code == 200 and "Date Joined" not in spelled_form.get_json()["audience_assumed"]
+    finally:
+        app.extensions["portal"].content.close()
+
+
 def test_order_export_is_rolled_up_in_training_and_upload(orders_release, orders_file, tmp_path):
     manifest = releases.read_manifest(orders_release)
     assert manifest["rolled_up"]["customers"] == 300 and manifest["training_rows"] == 300
