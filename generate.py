@@ -142,15 +142,15 @@ def _table_audience_row(request: GeneratePromoRequest, release: LiveRelease) -> 
                                "lists, or choose a segment with cluster_id.",
                                details={"allowed": list(features.values())})
     row: dict[str, Any] = {c.name: None for c in schema.features}
-    for column, value in given.items():  # the seed's form fields, where the table has those columns
-        row[seed_columns[column]] = value.isoformat() if hasattr(value, "isoformat") else value
-    unknown = []
+    for seed_column, value in given.items():  # the seed's form fields, where the table has those columns
+        row[seed_columns[seed_column]] = value.isoformat() if hasattr(value, "isoformat") else value
+    unknown: list[str] = []
     for key, value in (request.audience or {}).items():
-        column = features.get(header_key(key)) or seed_columns.get(canonical_column(key) or "")
-        if column is None:
+        target = features.get(header_key(key)) or seed_columns.get(canonical_column(key) or "")
+        if target is None:
             unknown.append(key)
         else:
-            row[column] = value
+            row[target] = value
     if unknown:
         raise ValidationFailed(f"audience: {', '.join(repr(k[:40]) for k in unknown[:5])} is not a column the live "
                                f"model reads; use {', '.join(list(features.values())[:30])} (GET /options).",
