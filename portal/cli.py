@@ -141,8 +141,10 @@ def register_cli(app: Flask) -> None:
 
 
 def _column_override(text: str) -> tuple[str, str]:
-    """'COLUMN=ROLE' → (column, role); the column name may itself contain '='."""
-    column, sep, role = text.rpartition("=")
-    if not sep or not column or not role:
-        raise click.BadParameter(f"{text!r}: write it as COLUMN=ROLE, e.g. --role 'Zip Code=excluded'")
-    return column, role
+    """'COLUMN=ROLE' → (column, role), or a usage error saying how to write it."""
+    from portal.ingestion.roles import parse_role_override
+
+    try:
+        return parse_role_override(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc} (--role)") from None

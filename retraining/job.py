@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from portal.errors import Conflict, NotFound, PortalError, ReleaseError, ServiceUnavailable, TrainingError
+from portal.ingestion.roles import parse_role_override
 from portal.segmentation import releases
 from portal.settings import Settings, load_settings
 from retraining import snapshots
@@ -139,9 +140,15 @@ class TrainJob:
     job_id: str
     data: Path
     publish: bool = True
+    #: column role overrides and left-out columns, as ``flask train --role/--exclude`` takes them
+    roles: tuple[tuple[str, str], ...] = ()
+    exclude: tuple[str, ...] = ()
 
     def child_args(self) -> list[str]:
-        return ["--job", self.job_id, "--data", str(self.data), *([] if self.publish else ["--stage-only"])]
+        overrides = [arg for column, role in self.roles for arg in ("--role", f"{column}={role}")]
+        overrides += [arg for column in self.exclude for arg in ("--exclude", column)]
+        return ["--job", self.job_id, "--data", str(self.data), *([] if self.publish else ["--stage-only"]),
+                *overrides]
 
 
 def train_jobs_dir(settings: Settings) -> Path:
@@ -203,8 +210,8 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             _write_status(state, {"state": RUNNING, "pid": os.getpid(), "stage": message, "report": asdict(report)})
 
         if job:  # the loyalty model or a model of the file's own columns, as `flask train` chooses
-            staging, manifest, customers = train_any_release(files, settings.production_models_dir, progress=stage,
-                                                             measure_stability=False)
+            staging, manifest, customers = train_any_release(files, settings.production_models_dir, dict(job.roles),
+                                                             job.exclude, progress=stage, measure_stability=False)
         elif table_lineage:  # the live learned schema refitted on its snapshots, roles kept as they are
             assert live_manifest is not None
             staging, manifest, customers = _refit_table_lineage(files, live_manifest, settings, stage)
@@ -293,11 +300,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--job", help="train job id (POST /admin/train)")
     parser.add_argument("--data", type=Path, help="the train job's customer file")
     parser.add_argument("--stage-only", action="store_true", help="publish the release without making it live")
+    parser.add_argument("--role", action="append", default=[], metavar="COLUMN=ROLE", help="a column role override")
+    parser.add_argument("--exclude", action="append", default=[], metavar="COLUMN", help="a column to leave out")
     args = parser.parse_args(argv)
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s retrain %(message)s")
     lock = retrain_state(settings).adopt_run_lock(fd=args.lock_fd, token=args.lease_token)
-    job = TrainJob(args.job, args.data, publish=not args.stage_only) if args.job and args.data else None
+    job = TrainJob(args.job, args.data, publish=not args.stage_only,
+                   roles=tuple(parse_role_override(r) for r in args.role),
+                   exclude=tuple(args.exclude)) if args.job and args.data else None
     report = run_retraining(settings, lock=lock, job=job)
     sys.exit(0 if report.state in (SUCCEEDED, REJECTED) else 1)
 
