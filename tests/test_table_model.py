@@ -180,7 +180,7 @@ def test_no_block_drowns_the_rest():
 def test_release_records_kind_schema_weights_and_gates(retail_release):
     release, manifest = retail_release
     assert releases.verify_release(release)["kind"] == "table"
-    assert manifest["environment"]["model_format"] == str(releases.MODEL_FORMAT) == "8"
+    assert manifest["environment"]["model_format"] == str(releases.MODEL_FORMAT) == "9"
     roles = {c["name"]: (c["role"], c["reason"]) for c in manifest["schema"]["columns"]}
     assert roles["Contact"][0] == "personal" and "email" in roles["Contact"][1]
     assert roles["Membership"][0] == "ordinal" and roles["Signup Date"][0] == "date"

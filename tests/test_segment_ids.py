@@ -1,0 +1,138 @@
+"""Stable segment ids: matching a new fit's clusters to the live segments, and ids through real retraining."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from portal.segmentation.model import relabelled
+from portal.segmentation.segment_ids import SegmentIds, fresh_ids, keeps_name, match_segments
+
+
+def _labels(*parts: tuple[int, int]) -> np.ndarray:
+    """A label vector from (label, count) runs."""
+    return np.concatenate([np.full(count, label) for label, count in parts])
+
+
+def _segment(ids: SegmentIds, stable: int) -> dict:
+    return next(s for s in ids.segments if s["id"] == stable)
+
+
+# -- matching on constructed label vectors -----------------------------------------------------
+
+def test_a_renumbered_fit_keeps_every_id() -> None:
+    old = _labels((0, 300), (1, 200), (2, 100))
+    new = _labels((2, 300), (0, 200), (1, 100))  # the same segments, numbered afresh
+
+    ids = match_segments(new, old, [0, 1, 2], next_id=3)
+
+    assert ids.mapping == {2: 0, 0: 1, 1: 2}
+    assert np.array_equal(relabelled(new, ids.mapping), old)
+    assert ids.customers_kept_share == 1.0 and ids.vanished == [] and ids.next_id == 3
+    assert [s["status"] for s in ids.segments] == ["kept"] * 3
+
+
+def test_a_split_keeps_the_id_on_the_part_holding_most_of_the_segment() -> None:
+    old = _labels((0, 600), (1, 400))
+    new = _labels((5, 400), (6, 200), (7, 400))  # segment 0 split 400 / 200
+
+    ids = match_segments(new, old, [0, 1], next_id=2)
+
+    assert ids.mapping == {5: 0, 6: 2, 7: 1}
+    split = _segment(ids, 2)
+    assert split["status"] == "new" and split["note"] == "split from segment 0"
+    assert split["from"] == [{"id": 0, "share": 1.0}]
+    assert _segment(ids, 0)["share_of_previous"] == pytest.approx(400 / 600, abs=1e-4)
+    assert ids.vanished == []
+
+
+def test_a_split_into_three_even_parts_gives_new_ids_and_reports_the_segment_vanished() -> None:
+    old = _labels((0, 300), (1, 300))
+    new = _labels((0, 100), (1, 100), (2, 100), (3, 300))
+
+    ids = match_segments(new, old, [0, 1], next_id=2)
+
+    assert ids.mapping[3] == 1
+    assert sorted(ids.mapping[k] for k in (0, 1, 2)) == [2, 3, 4]
+    assert [v["id"] for v in ids.vanished] == [0]
+    assert ids.vanished[0]["note"] == "split into segments 2, 3, 4"
+
+
+def test_a_merge_keeps_the_id_of_the_larger_part_and_reports_the_other_merged() -> None:
+    old = _labels((0, 300), (1, 200), (2, 500))
+    new = _labels((4, 500), (9, 500))  # 0 and 1 merged
+
+    ids = match_segments(new, old, [0, 1, 2], next_id=3)
+
+    assert ids.mapping == {4: 0, 9: 2}
+    assert _segment(ids, 0)["note"] == "kept; merged with segment 1"
+    assert ids.vanished == [{"id": 1, "went_to": [{"id": 0, "share": 1.0}], "note": "merged into segment 0"}]
+
+
+def test_an_even_merge_is_a_new_segment_and_both_parts_vanish_into_it() -> None:
+    old = _labels((0, 250), (1, 250), (2, 500))
+    new = _labels((0, 500), (1, 500))
+
+    ids = match_segments(new, old, [0, 1, 2], next_id=3)
+
+    assert ids.mapping == {0: 3, 1: 2}
+    assert _segment(ids, 3)["note"] == "merge of segments 0, 1"
+    assert [(v["id"], v["note"]) for v in ids.vanished] == [(0, "merged into segment 3"), (1, "merged into segment 3")]
+
+
+def test_new_ids_never_reuse_an_id_of_earlier_releases() -> None:
+    old = _labels((0, 500), (1, 500))
+    new = _labels((0, 500), (1, 250), (2, 250))
+
+    ids = match_segments(new, old, [0, 1], next_id=12)  # ids up to 11 were used by releases kept on disk
+
+    assert ids.mapping == {0: 0, 1: 12, 2: 13} and ids.next_id == 14
+    assert fresh_ids(new, 12, "no live release").mapping == {0: 12, 1: 13, 2: 14}
+
+
+def test_noise_is_left_out_of_the_matching_and_stays_noise() -> None:
+    old = _labels((0, 400), (1, 400))
+    new = np.concatenate([_labels((3, 380), (-1, 20)), _labels((4, 400))])
+
+    ids = match_segments(new, old, [0, 1], next_id=2)
+
+    assert ids.mapping == {3: 0, 4: 1} and ids.rows_compared == 780
+    assert (relabelled(new, ids.mapping) == -1).sum() == 20
+
+
+def test_a_live_segment_absent_from_the_new_rows_is_reported_vanished() -> None:
+    ids = match_segments(_labels((0, 100)), _labels((1, 100)), [0, 1], next_id=2)
+
+    assert ids.mapping == {0: 1}
+    assert ids.vanished == [{"id": 0, "went_to": [], "note": "none of the new training customers is in it"}]
+
+
+# -- names ---------------------------------------------------------------------------------------
+
+def _persona(name: str, *keys: str) -> dict:
+    return {"name": name, "distinguishing_traits": [{"trait": k, "key": k} for k in keys]}
+
+
+def test_a_kept_name_survives_small_trait_changes_but_not_large_ones() -> None:
+    before = _persona("Central Premium Regulars", "Region: Central", "Loyalty Tier: Platinum", "Tenure: 3–6 years")
+    assert keeps_name(before, _persona("Central Premium Loyal veterans", "Region: Central", "Loyalty Tier: Platinum"))
+    assert not keeps_name(before, _persona("East Value-seeking Newcomers", "Region: East", "Tenure: 3–6 years"))
+
+
+def test_names_are_carried_unless_the_traits_changed_and_a_clashing_fresh_name_gets_its_id() -> None:
+    ids = match_segments(_labels((0, 600), (1, 400)), _labels((1, 600), (0, 400)), [0, 1], next_id=2)
+    ids.previous_personas = {1: _persona("Island-wide Established Regulars", "Tier: Gold"),
+                             0: _persona("West Newcomers", "Region: West")}
+    fresh = {1: _persona("Central Premium Regulars", "Tier: Gold"),
+             0: _persona("Island-wide Established Regulars", "Region: East")}
+    profiles = pd.DataFrame({"cluster_id": [0, 1], "name": ["Island-wide Established Regulars",
+                                                            "Central Premium Regulars"]})
+
+    named, profiles = ids.name(fresh, profiles)
+
+    assert ids.mapping == {0: 1, 1: 0}
+    assert named[1]["name"] == "Island-wide Established Regulars"
+    assert named[0]["name"] == "Island-wide Established Regulars (segment 0)"
+    assert _segment(ids, 0)["name_kept"] is False and _segment(ids, 0)["previous_name"] == "West Newcomers"
+    assert profiles["name"].tolist() == [named[0]["name"], named[1]["name"]]
