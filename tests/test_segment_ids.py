@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from portal.segmentation.model import relabelled
 from portal.segmentation.segment_ids import SegmentIds, fresh_ids, keeps_name, match_segments
+from tests.conftest import TRAINING_ROWS
 
 
 def _labels(*parts: tuple[int, int]) -> np.ndarray:
@@ -136,3 +141,137 @@ def test_names_are_carried_unless_the_traits_changed_and_a_clashing_fresh_name_g
     assert named[0]["name"] == "Island-wide Established Regulars (segment 0)"
     assert _segment(ids, 0)["name_kept"] is False and _segment(ids, 0)["previous_name"] == "West Newcomers"
     assert profiles["name"].tolist() == [named[0]["name"], named[1]["name"]]
+
+
+# -- through real training -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def training_customers(training_file: Path) -> pd.DataFrame:
+    from portal.ingestion.reader import read_customer_file
+
+    return read_customer_file(training_file).frame
+
+
+def _more_customers(path: Path, rows: int, seed: int) -> Path:
+    """Customers of the same population as the session's file, with ids of their own."""
+    from portal.segmentation.sample_data import generate_customers
+
+    customers, _ = generate_customers(rows=rows, seed=seed)
+    customers["Customer ID"] = [f"NEW{i:06d}" for i in range(rows)]
+    customers.to_csv(path, index=False)
+    return path
+
+
+def _retrain(tmp_path_factory, trained_release: Path, files: list[Path], seed: int = 42) -> Path:
+    from portal.segmentation import releases
+    from portal.segmentation.model import SegmentationParams
+    from portal.segmentation.stages import ExactNeighbourUMAP
+    from portal.segmentation.training import train_release
+
+    production = tmp_path_factory.mktemp("retrained")
+    staging, manifest, _ = train_release(files, production, params=SegmentationParams(random_state=seed),
+                                         reducer=ExactNeighbourUMAP(random_state=seed), live=trained_release)
+    return releases.publish_release(staging, production, manifest["version"])
+
+
+@pytest.fixture(scope="module")
+def reseeded(tmp_path_factory, trained_release: Path, training_file: Path) -> Path:
+    """The session's customers fitted again with another random seed, the session's release live."""
+    return _retrain(tmp_path_factory, trained_release, [training_file], seed=7)
+
+
+@pytest.fixture(scope="module")
+def grown(tmp_path_factory, trained_release: Path, training_file: Path) -> Path:
+    """The session's customers plus 20% new ones of the same population, the session's release live."""
+    extra = _more_customers(tmp_path_factory.mktemp("extra") / "more.csv", TRAINING_ROWS // 5, seed=12)
+    return _retrain(tmp_path_factory, trained_release, [training_file, extra])
+
+
+def _placed(release_dir: Path, customers: pd.DataFrame) -> np.ndarray:
+    from portal.serving.live_model import load_release
+
+    return load_release(release_dir, warm_up=False).model.place(customers).cluster_id
+
+
+def test_another_seed_keeps_at_least_95_percent_of_customers_under_their_id(
+        reseeded, trained_release, training_customers) -> None:
+    before, after = _placed(trained_release, training_customers), _placed(reseeded, training_customers)
+
+    assert np.mean(before == after) >= 0.95
+    manifest = json.loads((reseeded / "manifest.json").read_text())
+    assert manifest["segment_ids"]["compared_with"] == trained_release.name
+    assert manifest["segment_ids"]["customers_kept_share"] >= 0.95
+
+
+def test_twenty_percent_new_customers_keep_every_segment_under_its_id_and_name(grown, trained_release,
+                                                                               training_customers) -> None:
+    before = json.loads((trained_release / "cluster_personas.json").read_text())
+    after = json.loads((grown / "cluster_personas.json").read_text())
+    lineage = json.loads((grown / "manifest.json").read_text())["segment_ids"]
+
+    assert lineage["counts"]["vanished"] == 0 and lineage["vanished"] == []
+    assert {k: p["name"] for k, p in after.items() if k in before} == {k: p["name"] for k, p in before.items()}
+    kept = {s["id"]: s for s in lineage["segments"] if s["status"] == "kept"}
+    assert set(kept) == {int(k) for k in before}
+    assert all(s["share_of_segment"] > 0.5 and s["share_of_previous"] > 0.5 for s in kept.values())
+    assert np.mean(_placed(trained_release, training_customers) == _placed(grown, training_customers)) >= 0.95
+
+
+def test_every_consumer_of_a_relabelled_model_answers_the_new_ids(trained_release, training_customers,
+                                                                  tmp_path) -> None:
+    from portal.segmentation.features import placement_keys
+    from portal.segmentation.model import SegmentationModel
+
+    model = SegmentationModel.load(trained_release)
+    keys = placement_keys(training_customers.head(300))
+    before_table, before_full = model.place_keys(keys).cluster_id, model.place_through_reducer(keys)
+    shift = {c: c + 10 for c in model.cluster_ids_}
+
+    model.relabel(shift)
+    model.save(tmp_path)
+    reloaded = SegmentationModel.load(tmp_path)
+
+    assert np.array_equal(reloaded.place_keys(keys).cluster_id, before_table + 10)
+    assert [a[0] for a in reloaded.place_through_reducer(keys)] == [a[0] + 10 for a in before_full]
+    assert sorted(reloaded.cluster_ids_) == sorted(shift.values())
+    assert {answer[0] for answer in reloaded.key_table_.values()} <= set(shift.values())
+
+
+# -- the routes ------------------------------------------------------------------------------
+
+@pytest.fixture
+def grown_live(workspace, grown, make_app):
+    """An app whose live release is ``grown``, with the session's release kept before it."""
+    from portal.segmentation import releases
+
+    copy = workspace["production_models"] / grown.name
+    shutil.copytree(grown, copy)
+    releases.set_live(workspace["model"], copy)
+    return make_app().test_client()
+
+
+def test_model_changes_shows_the_mapping_of_the_live_release(grown_live, trained_release) -> None:
+    body = grown_live.get("/model/changes").get_json()
+
+    assert body["status"] == "ok" and body["compared_with"] == trained_release.name
+    assert body["method"] == "placement" and body["customers_kept_share"] >= 0.95
+    assert {s["status"] for s in body["segments"]} == {"kept"}
+    assert all(s["from"][0]["id"] == s["id"] for s in body["segments"])
+
+
+def test_persona_history_lists_the_segment_in_each_release(grown_live, trained_release, grown) -> None:
+    segment = grown_live.get("/personas").get_json()["personas"][0]
+
+    body = grown_live.get(f"/personas/{segment['cluster_id']}/history").get_json()
+
+    assert [r["version"] for r in body["releases"]] == [trained_release.name, grown.name]
+    assert [r["live"] for r in body["releases"]] == [False, True]
+    assert body["releases"][-1]["size"] == segment["size"] and body["releases"][-1]["name"] == segment["name"]
+    assert all(r["top_traits"] and 0 < r["share"] < 1 for r in body["releases"])
+
+
+def test_history_of_an_unknown_segment_is_a_404_in_the_envelope(grown_live) -> None:
+    response = grown_live.get("/personas/9999/history")
+
+    assert response.status_code == 404
+    assert response.get_json()["status"] == "error" and response.get_json()["error"]["code"] == "not_found"

@@ -222,7 +222,8 @@ class SegmentationModel:
             answers = getattr(self, name)
             setattr(self, name, {k: (mapping[label], conf, flag) for k, (label, conf, flag) in answers.items()})
         for name in ("labels_", "fitted_labels_", "embedding_sample_labels_"):
-            setattr(self, name, relabelled(getattr(self, name), mapping))
+            if hasattr(self, name):  # fit-time labels are not kept in a saved release
+                setattr(self, name, relabelled(getattr(self, name), mapping))
         self.forget()
         return self
 

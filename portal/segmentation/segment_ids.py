@@ -276,5 +276,27 @@ def assign_stable_ids(model: AnyModel, rows: pd.DataFrame, production_dir: Path,
     return ids
 
 
+def segment_history(production_dir: Path, model_dir: Path, cluster_id: int, top: int = 3) -> list[dict[str, Any]]:
+    """The segment's name, size, share and top traits in each kept release that has it, oldest first. Releases
+    from before stable ids (no ``segment_ids`` in the manifest) numbered their segments afresh and are left out."""
+    found = []
+    for info in reversed(releases.list_releases(production_dir, model_dir)):
+        try:
+            manifest = releases.read_manifest(info.path)
+            personas = json.loads((info.path / "cluster_personas.json").read_text())
+        except (ReleaseError, OSError, ValueError):
+            continue
+        lineage = manifest.get("segment_ids")
+        persona = personas.get(str(cluster_id))
+        if not lineage or persona is None:
+            continue
+        entry: dict[str, Any] = next((s for s in lineage.get("segments", []) if s.get("id") == cluster_id), {})
+        found.append({"version": info.version, "created_at": info.created_at, "live": info.live,
+                      "kind": releases.kind_of(manifest), "name": persona.get("name"), "size": persona.get("size"),
+                      "share": persona.get("share"), "status": entry.get("status"), "note": entry.get("note"),
+                      "top_traits": [t.get("trait") for t in persona.get("distinguishing_traits", [])[:top]]})
+    return found
+
+
 __all__ = ["MATCH_SHARE", "TRAIT_OVERLAP", "SegmentIds", "assign_stable_ids", "fresh_ids", "keeps_name",
-           "match_segments", "next_free_id"]
+           "match_segments", "next_free_id", "segment_history"]

@@ -203,7 +203,8 @@ class TableSegmentationModel:
         self.relabel_ = {raw: mapping[current] for raw, current in self.relabel_.items()}
         self.cluster_ids_ = [mapping[c] for c in self.cluster_ids_]
         for name in ("vote_labels_", "labels_", "fitted_labels_", "embedding_sample_labels_"):
-            setattr(self, name, relabelled(getattr(self, name), mapping))
+            if hasattr(self, name):  # fit-time labels are not kept in a saved release
+                setattr(self, name, relabelled(getattr(self, name), mapping))
         return self
 
     # -- placing -------------------------------------------------------------------------------
