@@ -225,6 +225,29 @@ def test_too_few_rows_says_how_many(retail_file):
         TableSegmentationModel(infer_schema(frame)).fit(frame)
 
 
+def test_a_retrain_with_new_customers_and_another_seed_keeps_every_segment_id_and_name(retail_release, retail_file,
+                                                                                       tmp_path):
+    from portal.segmentation.table_training import train_table_release
+    from portal.serving.live_model import load_release
+
+    release, _ = retail_release
+    more = _retail_with_pii(RETAIL_ROWS // 5, 8).assign(**{"Customer ID": lambda f: [f"NEW-{i}" for i in f.index]})
+    grown = _write(pd.concat([pd.read_csv(retail_file), more], ignore_index=True), tmp_path / "grown.csv")
+
+    staging, manifest, _ = train_table_release(grown, tmp_path / "models", params=TableParams(random_state=3),
+                                               measure_stability=False, live=release)
+
+    lineage = manifest["segment_ids"]
+    before = json.loads((release / "cluster_personas.json").read_text())
+    after = json.loads((staging / "cluster_personas.json").read_text())
+    assert lineage["compared_with"] == release.name and lineage["vanished"] == []
+    assert {k: p["name"] for k, p in after.items() if k in before} == {k: p["name"] for k, p in before.items()}
+    frame = pd.read_csv(retail_file)
+    same = load_release(release, warm_up=False).model.place(frame).cluster_id == \
+        load_release(staging, warm_up=False).model.place(frame).cluster_id
+    assert same.mean() >= 0.95
+
+
 def test_personas_name_the_files_columns_and_hide_small_categories(retail_release):
     release, manifest = retail_release
     personas = json.loads((release / "cluster_personas.json").read_text())
