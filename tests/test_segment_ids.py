@@ -275,3 +275,34 @@ def test_history_of_an_unknown_segment_is_a_404_in_the_envelope(grown_live) -> N
 
     assert response.status_code == 404
     assert response.get_json()["status"] == "error" and response.get_json()["error"]["code"] == "not_found"
+
+
+def test_a_segment_whose_customers_are_gone_is_reported_vanished_and_the_others_keep_their_ids(
+        tmp_path, trained_release, training_customers) -> None:
+    from portal.segmentation.training import train_release
+
+    placed = _placed(trained_release, training_customers)
+    sizes = pd.Series(placed).value_counts()
+    gone = int(sizes.index[-1])
+    training_customers[placed != gone].to_csv(tmp_path / "without.csv", index=False)
+
+    _, manifest, _ = train_release([tmp_path / "without.csv"], tmp_path / "models", live=trained_release)
+
+    lineage = manifest["segment_ids"]
+    assert [v["id"] for v in lineage["vanished"]] == [gone]
+    assert {s["id"] for s in lineage["segments"] if s["status"] == "kept"} == set(sizes.index) - {gone}
+    assert lineage["counts"] == {"kept": len(sizes) - 1, "new": 0, "vanished": 1}
+
+
+def test_ids_of_releases_kept_on_disk_are_never_reused(tmp_path) -> None:
+    from portal.segmentation.segment_ids import next_free_id
+
+    for version, personas, lineage in (("20260101T000000Z-aaaaaa", {"0": {}, "1": {}}, None),
+                                       ("20260401T000000Z-bbbbbb", {"0": {}, "7": {}}, {"next_id": 9})):
+        folder = tmp_path / version
+        folder.mkdir()
+        (folder / "manifest.json").write_text(json.dumps({"version": version, "segment_ids": lineage}))
+        (folder / "cluster_personas.json").write_text(json.dumps(personas))
+
+    assert next_free_id(tmp_path, None) == 9  # segment 8 was issued, then vanished, in a release not kept
+    assert next_free_id(tmp_path / "empty", None) == 0

@@ -248,6 +248,21 @@ def test_a_retrain_with_new_customers_and_another_seed_keeps_every_segment_id_an
     assert same.mean() >= 0.95
 
 
+def test_a_table_release_replacing_a_loyalty_one_gets_new_ids_above_the_live_ones(retail_file, trained_release,
+                                                                                  tmp_path):
+    from portal.segmentation.table_training import train_table_release
+
+    live_ids = [int(k) for k in json.loads((trained_release / "cluster_personas.json").read_text())]
+
+    staging, manifest, _ = train_table_release(retail_file, tmp_path / "models", measure_stability=False,
+                                               live=trained_release)
+
+    lineage = manifest["segment_ids"]
+    assert lineage["method"] == "none" and "reads another schema" in lineage["reason"]
+    ids = [int(k) for k in json.loads((staging / "cluster_personas.json").read_text())]
+    assert min(ids) > max(live_ids) and {s["status"] for s in lineage["segments"]} == {"new"}
+
+
 def test_personas_name_the_files_columns_and_hide_small_categories(retail_release):
     release, manifest = retail_release
     personas = json.loads((release / "cluster_personas.json").read_text())
