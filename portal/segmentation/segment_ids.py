@@ -157,15 +157,16 @@ def match_segments(new_labels: np.ndarray, previous_labels: np.ndarray, previous
     by_stable = pd.crosstab(pd.Series(stable, name="new"), pd.Series(old, name="old"))
     from_share = by_stable.div(by_stable.sum(axis=1), axis=0)
     to_share = by_stable.div(by_stable.sum(axis=0), axis=1)
-    kept = {stable for stable in mapping.values() if stable in previous_ids}
-    segments = [_segment_entry(int(s), from_share.loc[s], to_share, int(s) in kept) for s in sorted(by_stable.index)]
-    vanished = [_vanished_entry(o, to_share, mapping) for o in sorted(previous_ids) if o not in kept]
+    kept = {i for i in mapping.values() if i in previous_ids}
+    segments = [_segment_entry(int(s), from_share.loc[s], to_share, kept) for s in sorted(by_stable.index)]
+    vanished = [_vanished_entry(o, to_share) for o in sorted(previous_ids) if o not in kept]
     return SegmentIds(mapping, segments, vanished, next_id, rows_compared=int(clustered.sum()),
                       customers_kept_share=round(float(np.mean(stable == old)), 4) if len(old) else None)
 
 
-def _segment_entry(stable: int, sources: pd.Series, to_share: pd.DataFrame, is_kept: bool) -> dict[str, Any]:
+def _segment_entry(stable: int, sources: pd.Series, to_share: pd.DataFrame, kept: set[int]) -> dict[str, Any]:
     """One new-release segment: kept (its live id) or new, and where its customers came from."""
+    is_kept = stable in kept
     listed = _listed(sources)
     notable = [s["id"] for s in listed if s["share"] >= NOTABLE_SHARE]
     entry: dict[str, Any] = {"id": stable, "status": "kept" if is_kept else "new",
@@ -173,8 +174,8 @@ def _segment_entry(stable: int, sources: pd.Series, to_share: pd.DataFrame, is_k
     if is_kept:
         entry["share_of_segment"] = round(float(sources.get(stable, 0.0)), 4)
         entry["share_of_previous"] = round(float(to_share.at[stable, stable]), 4)
-        others = [i for i in notable if i != stable]
-        entry["note"] = f"kept; merged with segment {', '.join(map(str, others))}" if others else "kept"
+        merged = [i for i in notable if i not in kept]
+        entry["note"] = f"kept; merged with segment {', '.join(map(str, merged))}" if merged else "kept"
     elif len(notable) >= 2:
         entry["note"] = "merge of segments " + ", ".join(map(str, notable))
     elif listed and listed[0]["share"] > MATCH_SHARE:
@@ -184,7 +185,7 @@ def _segment_entry(stable: int, sources: pd.Series, to_share: pd.DataFrame, is_k
     return entry
 
 
-def _vanished_entry(previous_id: int, to_share: pd.DataFrame, mapping: dict[int, int]) -> dict[str, Any]:
+def _vanished_entry(previous_id: int, to_share: pd.DataFrame) -> dict[str, Any]:
     """A live segment no cluster continues: where its customers went in the new release."""
     if previous_id not in to_share.columns:
         return {"id": previous_id, "went_to": [], "note": "none of the new training customers is in it"}
