@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,6 +256,7 @@ def assign_stable_ids(model: AnyModel, rows: pd.DataFrame, production_dir: Path,
     from portal.serving.live_model import load_release
 
     say = progress or (lambda m: log.info("%s", m))
+    started = time.perf_counter()
     next_id = next_free_id(production_dir, live_dir)
     ids = None
     if live_dir is None:
@@ -273,6 +275,8 @@ def assign_stable_ids(model: AnyModel, rows: pd.DataFrame, production_dir: Path,
                 ids = match_segments(model.labels_, previous, sorted(live.personas), next_id)
                 ids.compared_with, ids.previous_personas = live.version, live.personas
     model.relabel(ids.mapping)
+    if isinstance(getattr(model, "timings_", None), dict):
+        model.timings_["segment_ids_s"] = round(time.perf_counter() - started, 2)
     say(ids.summary())
     return ids
 
