@@ -498,6 +498,8 @@ def test_a_learned_schema_model_retrains_on_its_own_snapshots(runner, app, works
     assert second["training_rows"] == first["training_rows"] + newcomers
     assert second["sources"] == [training.name, from_upload.name]
     assert second["rolled_up"]["id_column"] == first["rolled_up"]["id_column"]
+    assert second["segment_ids"]["method"] == "placement"  # its segments matched to the live schema's
+    assert second["segment_ids"]["compared_with"] == first["version"]
     assert app.extensions["portal"].models.reload_if_changed()
     again = upload(client, more.to_csv(index=False).encode(), "orders.csv")
     assert again.status_code == 200 and again.get_json()["rolled_up"]["customers"] == newcomers
