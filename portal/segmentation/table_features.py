@@ -274,7 +274,8 @@ class TableFeatures(TransformerMixin, BaseEstimator):
         capped = {name: float(base[name] * np.sqrt(self.budget / spread[name]))
                   if spread.get(name, 0) > self.budget * (1 + 1e-6) else float(base[name]) for name in blocks}
         for name, (encoder, _, _) in blocks.items():
-            if isinstance(encoder, MemberProfile) and self.profile_budget > 0 and spread.get(name, 0) > 0:
+            if isinstance(encoder, MemberProfile) and 0 < self.profile_budget * self.budget < np.inf \
+                    and spread.get(name, 0) > 0:
                 capped[name] = float(np.sqrt(self.profile_budget * self.budget / spread[name]))
         self.dependence_ = dependence(typed, self.schema)
         self.dependence_factor_ = self._dependence_factors()
