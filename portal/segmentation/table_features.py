@@ -4,7 +4,8 @@ at training and reused at placement, so both read a customer table the same way.
 ``SchemaColumns`` turns the raw table into one typed column per feature column (numbers parsed, dates
 as days before the training reference date, yes/no as 0/1, ordinal values as ranks, categories as
 text); ``TableFeatures`` encodes each column as its own block and weights the blocks so that none
-drowns the rest. Identifier, personal and excluded columns are never read.
+drowns the rest and a column sharing no structure with the others counts little. Identifier, personal
+and excluded columns are never read.
 """
 
 from __future__ import annotations
