@@ -156,7 +156,8 @@ def test_features_per_role():
 
 def test_no_block_drowns_the_rest():
     """Every block spreads rows at most as much as one standardised number: a 40-category one-hot stays under
-    it, and a member profile over six numbers its category determines is weighted down to it."""
+    it, and a member profile over six numbers its category determines is weighted down to it (the cap alone:
+    mean profile, dependence factor off; the default weighting stays under it too)."""
     rng = np.random.default_rng(1)
     town = rng.integers(0, 10, 400)
     frame = _feature_frame().drop(columns=["Contact"]).assign(Town=[f"Town {t}" for t in rng.integers(0, 40, 300)])
@@ -165,11 +166,12 @@ def test_no_block_drowns_the_rest():
         frame[f"Score {i}"] = town + rng.normal(0, 0.05, 400)
     frame["Area"] = [f"Area {t}" for t in town]
     schema = infer_schema(frame, roles={"Town": "categorical", "Area": "high_cardinality"})
-    features = TableFeatures(schema).fit(frame)
-    X = features.transform(frame)
-    for name, piece in features.encoder_.output_indices_.items():
-        if piece.stop > piece.start:
-            assert 2 * X[:, piece].var(axis=0).sum() <= 2.0 + 1e-6, name
+    for features in (TableFeatures(schema).fit(frame),
+                     TableFeatures(schema, profile="mean", profile_budget=0, dependence_floor=1.0).fit(frame)):
+        X = features.transform(frame)
+        for name, piece in features.encoder_.output_indices_.items():
+            if piece.stop > piece.start:
+                assert 2 * X[:, piece].var(axis=0).sum() <= 2.0 + 1e-6, name
     spread = features.block_spread_["Area"]
     assert spread > 4 and features.weights_["Area"] == pytest.approx(np.sqrt(2.0 / spread), rel=1e-3)
     assert features.weights_["Age"] == 1.0

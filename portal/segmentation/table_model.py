@@ -35,7 +35,14 @@ from portal.segmentation.model import (
     relabelled,
 )
 from portal.segmentation.stages import Clusterer, ExactNeighbourUMAP, Reducer, ShareScaledHDBSCAN
-from portal.segmentation.table_features import BLOCK_BUDGET, CATEGORY_DISTANCE, TableFeatures
+from portal.segmentation.table_features import (
+    BLOCK_BUDGET,
+    CATEGORY_DISTANCE,
+    DEPENDENCE_FLOOR,
+    DEPENDENCE_POWER,
+    DEPENDENCE_REFERENCE,
+    TableFeatures,
+)
 
 log = logging.getLogger(__name__)
 KIND = "table"
@@ -74,6 +81,13 @@ class TableParams:
     #: feature blocks: the most one block may spread rows (E[d²]), and how far apart two categories sit
     block_budget: float = BLOCK_BUDGET
     category_distance: float = CATEGORY_DISTANCE
+    #: dependence factor of each block, (AMI / reference) ** power in [floor, 1] (``TableFeatures``)
+    dependence_floor: float = DEPENDENCE_FLOOR
+    dependence_reference: float | None = DEPENDENCE_REFERENCE
+    dependence_power: float = DEPENDENCE_POWER
+    #: member profiles: "histogram" (Hellinger) or "mean", scaled to this share of the block budget (0: capped)
+    profile: str = "histogram"
+    profile_budget: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,7 +143,10 @@ class TableSegmentationModel:
         if len(frame) > p.max_fit_rows:
             fit_rows = np.sort(rng.choice(len(frame), size=p.max_fit_rows, replace=False))
         say(f"encoding {len(self.schema.features)} feature columns")
-        self.features_ = TableFeatures(self.schema, p.block_budget, p.category_distance).fit(frame.iloc[fit_rows])
+        self.features_ = TableFeatures(
+            self.schema, p.block_budget, p.category_distance, dependence_floor=p.dependence_floor,
+            dependence_reference=p.dependence_reference, dependence_power=p.dependence_power, profile=p.profile,
+            profile_budget=p.profile_budget).fit(frame.iloc[fit_rows])
         X = self.features_.transform(frame)
 
         say(f"fitting the reducer on {len(fit_rows)} of {len(X)} rows")
