@@ -50,6 +50,8 @@ class TableUpload:
     skipped: list[SkippedRow] = field(default_factory=list)
     skipped_count: int = 0
     rolled_up: dict[str, int] | None = None
+    #: typed feature columns of the placed customers, in placement order (for the list profile and fit check)
+    typed: pd.DataFrame | None = None
 
 
 def match_headers(columns: list[str], schema: TableSchema) -> dict[str, str]:
@@ -155,7 +157,8 @@ def read_upload(data: bytes, model: TableSegmentationModel, manifest: dict[str, 
     log.info("table upload read: %d rows received, %d customers placed, %d skipped", len(raw), int(kept.sum()),
              skipped_count)
     return TableUpload(placement, len(raw), int(kept.sum()), table.file_format, table.sheet,
-                       {k: v for k, v in matched.items()}, rows, cid, conf, flag, skipped, skipped_count, rolled)
+                       {k: v for k, v in matched.items()}, rows, cid, conf, flag, skipped, skipped_count, rolled,
+                       typed=typed[kept].reset_index(drop=True))
 
 
 def table_rows_as_is(data: bytes) -> pd.DataFrame:
