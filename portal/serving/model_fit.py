@@ -9,10 +9,11 @@ The parts, each compared with what the training base itself gives (saved in the 
 - ``skipped_rows``: share of received rows that could not be read (unknown levels, bad values);
 - ``mean_confidence``: the list's mean placement confidence against the base's (its relative drop counts);
 - ``reassigned_share``: rows whose neighbourhood was noise in training (the excess over the base's counts);
-- ``distribution_distance``: population stability index (PSI) per feature between the list and the training
-  base *reweighted to the list's segment mix*, less what sampling alone gives at this list's size. A campaign
-  list made of one segment is not a misfit; a list whose members look unlike the training members of the
-  segments they were put in is.
+- ``distribution_distance``: per feature, how far the list's members of each segment are from the training
+  members of the same segment (a sampling-corrected chi-square divergence, which PSI approximates for small
+  shifts), weighted by the list's segment shares; the plain PSI against the whole training base is reported
+  beside it. A campaign list made of some segments is not a misfit; a list whose members look unlike the
+  training members of the segments they were put in is.
 
 Each part ``d`` scores ``1 / (1 + d / scale)`` (1 when the list looks like the base, 0.5 at its scale); the
 score is the weakest part's, and the verdict cuts it at thresholds measured by ``bench/model_fit.py`` on lists
@@ -56,43 +57,56 @@ def _psi(observed_counts: np.ndarray, expected: np.ndarray) -> float:
     return float(np.sum((observed - expected) * np.log(observed / expected)))
 
 
-def _segment_mix(cluster_ids: np.ndarray, base: dict[str, Any]) -> dict[str, float]:
-    ids, counts = np.unique(cluster_ids, return_counts=True)
-    known_ids = base.get("segments", {})
-    mix = {str(int(c)): n for c, n in zip(ids, counts) if str(int(c)) in known_ids}
-    total = sum(mix.values())
-    return {c: n / total for c, n in mix.items()} if total else {}
+#: Segments with fewer placed rows than this are left out of the distance (their shares are mostly noise).
+MIN_SEGMENT_ROWS = 20
+#: Standard deviations of the sampling spread allowed before a divergence counts.
+SPREAD = 3.0
+
+
+def _divergence(observed: np.ndarray, training: np.ndarray) -> float:
+    """Pearson divergence sum((o - e)^2 / e) between a list's bucket counts and a training segment's, less what
+    sampling alone gives: its expectation, (buckets - 1) x (1/rows + 1/training rows), and three of its
+    standard deviations, which rare buckets make large for a small list. So a list from the training population
+    scores about 0 whatever its size, and a small list must differ more to count. The training shares get half
+    a count per bucket, so a bucket the segment never held is large but finite."""
+    rows, size, width = observed.sum(), training.sum(), len(observed)
+    expected = (training + 0.5) / (size + 0.5 * width)
+    chi2 = float(np.sum((observed - rows * expected) ** 2 / (rows * expected)))
+    variance = 2 * (width - 1) + (float(np.sum(1 / expected)) - width ** 2 - 2 * width + 2) / rows
+    allowance = (width - 1) * (1 / rows + 1 / size) + SPREAD * np.sqrt(max(variance, 0.0)) / rows
+    return chi2 / rows - allowance
 
 
 def _distance(columns: FitColumns, cluster_ids: np.ndarray, base: dict[str, Any]) -> dict[str, Any]:
-    """Per feature: PSI against the segment-mix-weighted base, its sampling allowance, and the excess."""
-    n = len(cluster_ids)
-    mix = _segment_mix(cluster_ids, base)
+    """Per feature: within each segment, the divergence between the list's members and the training members of
+    that segment, averaged with the list's segment shares as weights; and the plain PSI against the whole base."""
+    ids = np.asarray(cluster_ids)
     sizes = base.get("segments", {})
+    segments = [(str(int(c)), ids == c) for c in np.unique(ids)
+                if str(int(c)) in sizes and int(np.sum(ids == c)) >= MIN_SEGMENT_ROWS]
+    compared = sum(int(mask.sum()) for _, mask in segments)
     by_feature: dict[str, Any] = {}
     for name, (_, values) in columns.items():
         entry = base["features"].get(name)
-        if entry is None:
+        if entry is None or not compared:
             continue
         width = len(entry["buckets"])
-        observed = np.bincount(bucket_codes(entry, values), minlength=width).astype(float)
-        expected = np.zeros(width)
-        for segment, weight in mix.items():
-            counts = np.asarray(entry["by_segment"].get(segment, [0] * width), dtype=float)
-            if counts.sum():
-                expected += weight * counts / counts.sum()
-        if not expected.sum():
-            continue
-        psi = _psi(observed, expected)
-        occupied = int(np.sum((expected > 0) | (observed > 0)))
-        allowance = (occupied - 1) * (1 / n + sum(w * w / max(int(sizes.get(s, 1)), 1) for s, w in mix.items()))
-        whole = _psi(observed, np.asarray(entry["shares"], dtype=float))
-        by_feature[name] = {"psi": round(psi, 4), "sampling_allowance": round(allowance, 4),
-                            "excess": round(max(0.0, psi - allowance), 4), "psi_vs_whole_base": round(whole, 4)}
-    worst = max(by_feature, key=lambda f: by_feature[f]["excess"], default=None)
-    return {"value": by_feature[worst]["excess"] if worst else 0.0, "feature": worst, "by_feature": by_feature,
-            "measure": "PSI per feature vs the training base reweighted to this list's segment mix, less the "
-                       "sampling allowance (bins - 1) x (1/rows + sum of weight^2 / training segment size)"}
+        codes = bucket_codes(entry, values)
+        divergence = 0.0
+        for segment, mask in segments:
+            training = np.asarray(entry["by_segment"].get(segment, [0] * width), dtype=float)
+            if training.sum():
+                observed = np.bincount(codes[mask], minlength=width).astype(float)
+                divergence += mask.sum() / compared * _divergence(observed, training)
+        whole = _psi(np.bincount(codes, minlength=width).astype(float), np.asarray(entry["shares"], dtype=float))
+        by_feature[name] = {"within_segments": round(max(0.0, divergence), 4), "psi_vs_whole_base": round(whole, 4)}
+    worst = max(by_feature, key=lambda f: by_feature[f]["within_segments"], default=None)
+    return {"value": by_feature[worst]["within_segments"] if worst else 0.0, "feature": worst,
+            "by_feature": by_feature, "segments_compared": len(segments),
+            "measure": "per feature, the divergence sum((o - e)^2 / e) between the list's members of each segment "
+                       "and that segment's training members, less what sampling gives at these sizes, weighted by "
+                       "the list's segment shares (psi_vs_whole_base: the plain PSI against all training "
+                       "customers, for reading; it also moves for a list of a few segments)"}
 
 
 def _unseen(columns: FitColumns, base: dict[str, Any]) -> tuple[float, dict[str, float]]:

@@ -34,7 +34,8 @@ def _pct(value: float) -> str:
 def _loyalty_trait(trait: dict[str, Any], against: str) -> dict[str, Any]:
     key = "list_share" if against == VS_LIST else "base_share"
     return {"trait": f"{trait['trait']}: {_pct(trait['share'])} vs {_pct(trait['base_share'])} {against}",
-            "share": trait["share"], key: trait["base_share"], "lift": trait["lift"]}
+            "column": trait["column"], "value": trait["value"], "share": trait["share"], key: trait["base_share"],
+            "lift": trait["lift"]}
 
 
 def _summary(size: int, share: float, traits: list[dict[str, Any]]) -> str:
@@ -86,9 +87,9 @@ def loyalty_profiles(customers: pd.DataFrame, cluster_ids: np.ndarray,
 
 
 def _table_trait(trait: Any) -> dict[str, Any]:
-    shown: dict[str, Any] = {"trait": trait.text, "share": trait.share, "lift": trait.lift}
+    shown: dict[str, Any] = {"trait": trait.text, "column": trait.column, "share": trait.share, "lift": trait.lift}
     if trait.base_share is not None:
-        shown["compared_share"] = trait.base_share
+        shown.update(value=trait.value, compared_share=trait.base_share)
     return shown
 
 
