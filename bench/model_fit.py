@@ -8,7 +8,8 @@ In-population lists are samples of the training file of several sizes, fresh dra
 seeds, so another mix of the same groups) and a campaign list of one planted group. Other populations are the
 loyalty generator's other structures, the bundled groups with another area mix, other tiers or other joining
 dates, and another schema's leftovers (the retail table's columns under loyalty names); for the learned-schema
-model, retail lists with other ages and incomes, other cities, one membership level, or blank money columns.
+model, retail lists with other ages and incomes, other cities, one membership level, or money columns left
+blank in most rows.
 """
 
 from __future__ import annotations
@@ -102,12 +103,14 @@ def _table_cases(training: pd.DataFrame, quick: bool) -> list[Case]:
 
     def blank_money() -> pd.DataFrame:
         frame = generate_retail(2000, 14)[0]
-        return frame.assign(**{"Annual Income": np.nan, "Total Spend": np.nan})
+        blank = np.random.default_rng(14).random(len(frame)) < 0.6
+        frame.loc[blank, ["Annual Income", "Total Spend"]] = np.nan
+        return frame
 
     cases += [("older, richer customers (+25 years, income x3), 2000 rows", False, older_richer),
               ("other cities (none known), 2000 rows", False, other_cities),
               ("one membership level and channel, 2000 rows", False, one_level),
-              ("another schema's leftovers (income and spend blank), 2000 rows", False, blank_money)]
+              ("another schema's leftovers (income and spend blank in 60%), 2000 rows", False, blank_money)]
     return cases
 
 

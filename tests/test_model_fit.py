@@ -97,13 +97,13 @@ def test_an_old_release_without_base_distributions_says_so_and_still_serves(make
     assert all(s["list_profile"]["traits_vs_base"] == [] for s in body["segments"])
 
 
-def test_the_divergence_is_about_zero_for_samples_of_the_same_population_whatever_their_size():
+def test_the_divergence_rarely_counts_for_samples_of_the_same_population_whatever_their_size():
     rng = np.random.default_rng(0)
     training = np.array([400, 300, 150, 100, 40, 10], dtype=float)
     shares = training / training.sum()
     for rows in (20, 100, 1000):
         same = [_divergence(rng.multinomial(rows, shares).astype(float), training) for _ in range(300)]
-        assert np.mean(np.array(same) > 0) < 0.02 and np.mean(same) < 0, rows
+        assert np.mean(np.array(same) > 0) < 0.05 and np.mean(same) < 0, rows
     shifted = shares[::-1]
     assert _divergence(rng.multinomial(200, shifted).astype(float), training) > 1.0
 

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 #: At each part's scale its score is 0.5.
 SCALES = {"unseen_categories": 0.05, "out_of_range": 0.05, "skipped_rows": 0.10, "mean_confidence": 0.20,
-          "reassigned_share": 0.10, "distribution_distance": 0.10}
+          "reassigned_share": 0.10, "distribution_distance": 0.25}
 #: Verdict thresholds on the score, measured in bench/model_fit.py (see the README's figures).
 GOOD_AT, POOR_BELOW = 0.6, 0.35
 #: Below this many placed rows the distributions are not compared (sampling noise would dominate).
