@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +81,15 @@ def bucket_codes(entry: dict[str, Any], values: pd.Series) -> np.ndarray:
         return np.where(np.isnan(numbers), len(entry["buckets"]) - 1, codes)
     position = {value: i for i, value in enumerate(entry["buckets"])}
     other = len(entry["buckets"]) - 1
-    return values.astype(str).map(position).fillna(other).to_numpy(dtype=int)
+    return by_distinct_value(values, lambda v: position.get(str(v), other), other)
+
+
+def by_distinct_value(values: pd.Series, answer: Any, missing: Any) -> np.ndarray:
+    """``answer(value)`` for every row, computed once per distinct value (``missing`` for blanks): a list of
+    100k rows holds a few dozen categories."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = np.array([answer(u) for u in uniques] + [missing])
+    return table[codes]
 
 
 def _number_entry(values: pd.Series) -> dict[str, Any]:
@@ -184,12 +191,12 @@ def load(folder: Path) -> dict[str, Any] | None:
     return description if isinstance(description, dict) and description.get("format") == FORMAT else None
 
 
-def known(entry: dict[str, Any], values: Iterable[object]) -> dict[object, bool]:
-    """Whether each distinct value was seen in training (by its hash)."""
+def unseen_rows(entry: dict[str, Any], values: pd.Series) -> np.ndarray:
+    """Which rows hold a category that no training customer held (compared by hash; a blank is a category)."""
     seen = set(entry.get("known", []))
-    return {v: value_hash(v) in seen for v in values}
+    return by_distinct_value(values, lambda v: value_hash(v) not in seen, value_hash("nan") not in seen).astype(bool)
 
 
-__all__ = ["BLANK", "CATEGORY", "FILE", "NUMBER", "OTHER", "bucket_codes", "describe", "for_loyalty", "for_table",
-           "known", "load",
+__all__ = ["BLANK", "CATEGORY", "FILE", "NUMBER", "OTHER", "bucket_codes", "by_distinct_value", "describe",
+           "for_loyalty", "for_table", "load",
            "loyalty_fit_columns", "sample_rows", "save", "table_fit_columns", "trait_shares"]

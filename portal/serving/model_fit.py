@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from portal.segmentation.base_distributions import CATEGORY, NUMBER, FitColumns, bucket_codes, known
+from portal.segmentation.base_distributions import CATEGORY, NUMBER, FitColumns, bucket_codes, unseen_rows
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +117,7 @@ def _unseen(columns: FitColumns, base: dict[str, Any]) -> tuple[float, dict[str,
         entry = base["features"].get(name)
         if kind != CATEGORY or entry is None or "known" not in entry:
             continue
-        text = values.astype(str)
-        seen = known(entry, text.unique())
-        unseen = ~text.map(seen).to_numpy(dtype=bool)
+        unseen = unseen_rows(entry, values)
         any_unseen |= unseen
         by_column[name] = round(float(unseen.mean()), 4) if rows else 0.0
     return (round(float(any_unseen.mean()), 4) if rows else 0.0), by_column
