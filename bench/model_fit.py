@@ -3,6 +3,7 @@ model kinds: the figures behind the verdict thresholds in portal/serving/model_f
 
     python -m bench.model_fit            # both kinds, every case (about 3 minutes on 2 cores)
     python -m bench.model_fit --quick    # fewer sizes
+    python -m bench.run --only model_fit # the same, as a section of `make bench`
 
 In-population lists are samples of the training file of several sizes, fresh draws of the same generator (other
 seeds, so another mix of the same groups) and a campaign list of one planted group. Other populations are the
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.common import Table
+from bench.common import Context, Table
 
 log = logging.getLogger(__name__)
 Case = tuple[str, bool, Callable[[], pd.DataFrame]]
@@ -167,7 +168,12 @@ def _table(kind: str, cases: list[Case], score: Callable[[pd.DataFrame], dict[st
     return table, results
 
 
-def run(quick: bool = False) -> list[Table]:
+def run(ctx: Context) -> list[Table]:
+    """The `model_fit` section of `python -m bench.run`."""
+    return measure(ctx.quick)
+
+
+def measure(quick: bool = False) -> list[Table]:
     from portal.segmentation import releases
     from portal.segmentation.sample_data import generate_customers
     from portal.segmentation.table_sample_data import generate_retail
@@ -204,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    for table in run(args.quick):
+    for table in measure(args.quick):
         print(table.markdown() if args.markdown else table.text(), end="\n\n")
 
 
