@@ -133,20 +133,26 @@ def _table_audience_row(request: GeneratePromoRequest, release: LiveRelease) -> 
     """One row of the learned schema's feature columns from ``audience``; columns left out are blank, which
     the fitted imputers read as the training base's typical value (and are reported as assumed)."""
     schema = cast(TableSegmentationModel, release.model).schema
-    named = [name for name in ("location", "gender", "loyalty_tier", "date_joined") if getattr(request, name)]
-    if named:
-        raise ValidationFailed(f"The live model {release.version} was trained on a table of its own columns; "
-                               f"{', '.join(named)} describe the loyalty schema. Send audience: {{column: value}} "
-                               "with the columns GET /options lists, or choose a segment with cluster_id.")
     features = {header_key(c.name): c.name for c in schema.features}
+    seed_columns = {canonical: c.name for c in schema.features if (canonical := canonical_column(c.name))}
+    given = {column: getattr(request, field) for column, field in _LOYALTY_FIELDS.items()
+             if getattr(request, field) is not None}
+    named = [_LOYALTY_FIELDS[column] for column in given if column not in seed_columns]
+    if named:
+        raise ValidationFailed(f"The live model {release.version} was trained on a table without "
+                               f"{', '.join(named)}. Send audience: {{column: value}} with the columns GET /options "
+                               "lists, or choose a segment with cluster_id.",
+                               details={"allowed": list(features.values())})
     row: dict[str, Any] = {c.name: None for c in schema.features}
-    unknown = []
+    for seed_column, value in given.items():  # the seed's form fields, where the table has those columns
+        row[seed_columns[seed_column]] = value.isoformat() if hasattr(value, "isoformat") else value
+    unknown: list[str] = []
     for key, value in (request.audience or {}).items():
-        column = features.get(header_key(key))
-        if column is None:
+        target = features.get(header_key(key)) or seed_columns.get(canonical_column(key) or "")
+        if target is None:
             unknown.append(key)
         else:
-            row[column] = value
+            row[target] = value
     if unknown:
         raise ValidationFailed(f"audience: {', '.join(repr(k[:40]) for k in unknown[:5])} is not a column the live "
                                f"model reads; use {', '.join(list(features.values())[:30])} (GET /options).",
@@ -288,11 +294,8 @@ def _segments(cluster_ids: Any, confidence: Any, reassigned: Any, used: int, cam
 
 def _process_table_upload(data: bytes, campaign: CampaignInputs, prefs: ContentPreferences, services: Services,
                           release: LiveRelease, started: float) -> dict[str, Any]:
-    """``process_upload`` for a model trained on a learned schema: customers placed, segments as usual.
-
-    No retraining snapshot is written: retraining from learned-schema snapshots is not built yet, and the
-    loyalty snapshot's columns do not exist in such a table.
-    """
+    """``process_upload`` for a model trained on a learned schema: customers placed, segments as usual, and
+    the placed customers kept (feature columns and hashed id) in that schema's retraining snapshots."""
     assert isinstance(release.model, TableSegmentationModel)
     upload = read_upload(data, release.model, release.manifest, services.settings.max_upload_rows)
     placement = upload.placement
@@ -321,6 +324,9 @@ def _process_table_upload(data: bytes, campaign: CampaignInputs, prefs: ContentP
     services.uploads.save(upload_id, data, upload.file_format,
                           {**body, "kind": release.kind, "campaign": campaign.model_dump()},
                           upload.source_rows, upload.row_cluster_id, upload.row_confidence, upload.row_reassigned)
+    if upload.customer_rows is not None:
+        services.uploads.write_table_snapshot(upload_id, upload.customer_rows, release.model.schema,
+                                              release.model.features_.columns_.month_first_)
     log.info("upload %s: %d customers placed, %d rows skipped, %d segments", upload_id, upload.customers,
              upload.skipped_count, len(segments))
     return body

@@ -252,7 +252,10 @@ def test_upload_of_the_training_table(table_app, retail_file):
     assert 2 <= len(body["segments"]) <= 12 and "rolled_up" not in body
     assert sum(s["size"] for s in body["segments"]) == RETAIL_ROWS
     assert all(s["content"] and s["persona"]["name"] for s in body["segments"])
-    assert not list(folders["base_data"].rglob("*.csv"))  # no loyalty snapshot of a learned schema
+    (snapshot,) = folders["base_data"].rglob("*.csv")  # in the schema's own lineage, not the loyalty one
+    assert snapshot.parent.parent.parent == folders["base_data"] / "tables"
+    kept = pd.read_csv(snapshot, dtype=str)
+    assert len(kept) == RETAIL_ROWS and "Contact" not in kept and MARKER not in snapshot.read_text().lower()
 
     export = client.get(f"/uploads/{body['upload_id']}/segments.xlsx")
     assert export.status_code == 200
@@ -297,6 +300,44 @@ def test_audience_fields_on_a_learned_schema_are_refused_with_the_fix(table_app)
     response = app.test_client().post("/generate-promo", json={**CAMPAIGN, "location": "Tampines"})
     assert response.status_code == 422 and "cluster_id" in response.get_json()["error"]["message"]
     assert app.test_client().get("/personas").status_code == 200
+
+
+@pytest.fixture(scope="session")
+def seed_named_release(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """A learned-schema release of a table that uses the seed's column names (plus a spend column)."""
+    from portal.segmentation.sample_data import generate_customers
+    from portal.segmentation.table_training import train_table_release
+
+    frame, _ = generate_customers(rows=600, seed=4)
+    frame["Annual Spend"] = np.random.default_rng(4).lognormal(6, 0.5, len(frame)).round(2)
+    path = _write(frame, tmp_path_factory.mktemp("seed_named") / "members.csv")
+    production = tmp_path_factory.mktemp("seed_named_models")
+    staging, manifest, _ = train_table_release(path, production, measure_stability=False)
+    return releases.publish_release(staging, production, manifest["version"]), frame
+
+
+def test_the_seed_header_aliases_and_form_fields_work_on_a_learned_schema_with_those_columns(seed_named_release,
+                                                                                           tmp_path):
+    release, frame = seed_named_release
+    app, _ = _app_on(release, tmp_path)
+    client = app.test_client()
+    try:
+        spelled = frame.rename(columns={"Date Joined": "Join Date", "Location": "Planning Area",
+                                        "Loyalty Tier": "Membership Level", "Gender": "Sex"})
+        body = upload(client, spelled.to_csv(index=False, date_format="%Y-%m-%d").encode()).get_json()
+        assert body["status"] == "ok" and body["rows"]["used"] == len(frame), body
+        assert body["file"]["columns"]["Join Date"] == "Date Joined"
+
+        form = client.post("/generate-promo", json={**CAMPAIGN, "location": "Bedok", "loyalty_tier": "gold",
+                                                     "date_joined": "2021-03-01"})
+        answer = form.get_json()
+        assert form.status_code == 200 and answer["persona_source"] == "audience", answer
+        assert set(answer["audience_assumed"]) == {"Gender", "Annual Spend"}
+        spelled_form = client.post("/generate-promo", json={**CAMPAIGN, "audience": {"join date": "2021-03-01",
+                                                                                     "area": "Bedok"}})
+        assert spelled_form.status_code == 200 and "Date Joined" not in spelled_form.get_json()["audience_assumed"]
+    finally:
+        app.extensions["portal"].content.close()
 
 
 def test_order_export_is_rolled_up_in_training_and_upload(orders_release, orders_file, tmp_path):
@@ -374,14 +415,56 @@ def test_get_model_lists_each_column_role_and_reason(table_app, client):
     assert loyalty["kind"] == "loyalty" and {c["column"] for c in loyalty["columns"]} >= {"Location", "Gender"}
 
 
-def test_retraining_keeps_a_learned_schema_model(table_app):
+def test_retraining_without_snapshots_of_the_live_schema_keeps_it_and_says_how_to_train(table_app):
     from retraining.job import run_retraining
 
     app, folders = table_app
     before = releases.live_release_dir(folders["model"])
     report = run_retraining(app.extensions["portal"].settings)
-    assert report.state == "rejected" and "flask --app app train" in report.reason
+    assert report.state == "rejected" and "no snapshots of its schema" in report.reason
+    assert "flask --app app train" in report.reason
     assert releases.live_release_dir(folders["model"]) == before
+
+
+def test_a_learned_schema_model_retrains_on_its_own_snapshots(runner, app, workspace, orders_file):
+    """Training keeps its customers (hashed id and feature columns only), uploads add theirs, and the
+    quarterly retrain refits the live schema on both: same roles, order exports still rolled up."""
+    from retraining.job import run_retraining
+    from retraining.snapshots import lineage_dir, schema_of
+
+    result = runner.invoke(args=["train", "--data", str(orders_file), "--no-stability"])
+    assert result.exit_code == 0, result.output
+    first = releases.read_manifest(releases.live_release_dir(workspace["model"]))
+    schema = schema_of(first)
+    lineage = lineage_dir(workspace["base_data"], schema)
+    (training,) = lineage.rglob("training-*.csv")
+    kept = pd.read_csv(training, dtype=str)
+    assert list(kept.columns) == [schema.identifier, *[c.name for c in schema.features]]
+    assert len(kept) == first["training_rows"]
+    assert not set(pd.read_csv(orders_file, dtype=str)["Customer ID"]) & set(kept[schema.identifier])
+
+    more, _ = generate_orders(200, seed=9, max_orders=8)
+    more["Customer ID"] = "NEW-" + more["Customer ID"].astype(str)
+    newcomers = more["Customer ID"].nunique()
+    app.extensions["portal"].models.reload_if_changed()
+    client = app.test_client()
+    assert upload(client, more.to_csv(index=False).encode(), "orders.csv").status_code == 200
+    (from_upload,) = lineage.rglob("upload-*.csv")
+    assert "NEW-" not in from_upload.read_text()
+    assert not list(workspace["base_data"].glob("*/upload-*.csv"))  # nothing in the loyalty snapshots
+
+    report = run_retraining(app.extensions["portal"].settings)
+    assert report.state == "succeeded", report.reason
+    second = releases.read_manifest(releases.live_release_dir(workspace["model"]))
+    assert second["version"] != first["version"] and second["kind"] == "table"
+    assert schema_of(second) == schema
+    assert second["training_rows"] == first["training_rows"] + newcomers
+    assert second["sources"] == [training.name, from_upload.name]
+    assert second["rolled_up"]["id_column"] == first["rolled_up"]["id_column"]
+    assert app.extensions["portal"].models.reload_if_changed()
+    again = upload(client, more.to_csv(index=False).encode(), "orders.csv")
+    assert again.status_code == 200 and again.get_json()["rolled_up"]["customers"] == newcomers
+    assert again.get_json()["model_version"] == second["version"]
 
 
 def test_dates_of_an_upload_are_read_the_way_training_read_them():

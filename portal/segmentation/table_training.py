@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,18 @@ class TableData:
     #: the order-level schema when the file was an order export rolled up per customer
     order_schema: TableSchema | None = None
     rolled_up: RolledUp | None = None
+    #: a retrain's carried-over roll-up record (its rows are per-customer snapshots of a rolled-up table)
+    rolled_up_record: dict[str, Any] | None = None
+    #: the files read when there were several (a retrain's snapshots); else the one ``source``
+    sources: list[str] = field(default_factory=list)
+
+    def rollup_manifest(self) -> dict[str, Any] | None:
+        """How order rows became customers, for the manifest (uploads roll up the same way)."""
+        if self.rolled_up is None:
+            return self.rolled_up_record
+        r = self.rolled_up
+        return {"order_rows": r.order_rows, "customers": r.customers, "id_column": r.id_column,
+                "date_column": r.date_column, "summary": r.summary()}
 
 
 def loyalty_gap(path: Path) -> str | None:
@@ -125,13 +137,11 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
         "rows_read": data.rows_read,
         "rows_skipped": 0,
         "duplicates_dropped": data.duplicates_dropped,
-        "sources": [Path(data.source).name],
+        "sources": data.sources or [Path(data.source).name],
         "data_fingerprint": data_fingerprint(data.frame, [c.name for c in data.schema.features]),
         "schema": model.describe(),
         "order_schema": data.order_schema.model_dump(mode="json") if data.order_schema else None,
-        "rolled_up": {"order_rows": data.rolled_up.order_rows, "customers": data.rolled_up.customers,
-                      "id_column": data.rolled_up.id_column, "date_column": data.rolled_up.date_column,
-                      "summary": data.rolled_up.summary()} if data.rolled_up else None,
+        "rolled_up": data.rollup_manifest(),
         "parameters": {**model.params.as_dict(), "reducer": model.reducer_.get_params(),
                        "clusterer": model.clusterer_.get_params(),
                        "clusterer_fitted": getattr(model.clusterer_, "fitted_sizes_", None)},
@@ -154,6 +164,15 @@ def train_table_release(path: Path, production_dir: Path, roles: dict[str, str] 
         data = read_training_table(path, roles, exclude, say)
     except PortalError as exc:
         raise TrainingError(exc.message) from None
+    return fit_table_release(data, production_dir, params, say, measure_stability, started)
+
+
+def fit_table_release(data: TableData, production_dir: Path, params: TableParams | None = None,
+                      progress: Progress | None = None, measure_stability: bool = True,
+                      started: float | None = None) -> tuple[Path, dict[str, Any], TableData]:
+    """Fit on a customer table whose schema is already known (read from a file, or a retrain's snapshots)."""
+    say = progress or (lambda m: log.info("%s", m))
+    started = time.perf_counter() if started is None else started
     say(f"training on {len(data.frame):,} customers ({data.duplicates_dropped} duplicates dropped), "
         f"{len(data.schema.features)} feature columns")
     model = TableSegmentationModel(data.schema, params).fit(data.frame, progress=say)
