@@ -125,3 +125,17 @@ def test_content_is_written_for_the_list_as_well_as_the_persona(make_app, llm_se
     for text in ("\n".join(prompts), caplog.text):
         for value in (RARE, *frame["Full Name"].head(20), *frame["Email Address"].head(20)):
             assert value.lower() not in text.lower(), value
+
+
+@pytest.mark.parametrize("drop", [None, "Gender"])
+def test_the_fast_trait_table_of_a_list_holds_the_personas_trait_values(drop):
+    from portal.ingestion.reader import read_customer_file
+    from portal.segmentation.personas import trait_reference, trait_table
+    from portal.serving.upload_profile import trait_categories
+
+    frame = generate_customers(3000, seed=8)[0]
+    customers = read_customer_file(frame.drop(columns=[drop] if drop else []).to_csv(index=False).encode(),
+                                   filename="list.csv").frame.reset_index(drop=True)
+    reference = trait_reference(customers)
+    expected = trait_table(customers, reference)
+    assert trait_categories(customers, reference).astype(str).equals(expected.astype(str))

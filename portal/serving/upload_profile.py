@@ -20,7 +20,7 @@ import pandas as pd
 from portal.ingestion.roles import TableSchema
 from portal.segmentation.personas import distinguishing, trait_reference, trait_table
 from portal.segmentation.table_personas import MIN_CUSTOMERS, TRAIT_LIMIT, Whole, column_traits, whole_of
-from schemas import DATE_JOINED, TIER_ORDER
+from schemas import DATE_JOINED, GENDER, LOCATION, LOYALTY_TIER, TIER_ORDER
 
 TOP_N = 3
 VS_LIST, VS_BASE = "in this list", "in the training base"
@@ -49,12 +49,37 @@ def _frequent(shares: pd.Series, size: int, top: int | None = None) -> list[dict
     return [{"value": k, "share": round(v, 3)} for k, v in kept[:top]]
 
 
+#: Each input column of the trait table and the trait columns derived from it alone.
+_DERIVED = ((LOCATION, ("Location", "Region")), (GENDER, ("Gender",)), (LOYALTY_TIER, ("Loyalty Tier",)),
+            (DATE_JOINED, ("Join year", "Join quarter", "Tenure")))
+
+
+def trait_categories(customers: pd.DataFrame, reference: pd.Timestamp) -> pd.DataFrame:
+    """The personas' ``trait_table`` of a list, as categoricals: each trait column derived by ``trait_table`` once
+    per distinct value of its input column (a 100k-row list holds a few dozen places and a few thousand dates)
+    and spread back, so segments are counted by category code."""
+    out: dict[str, pd.Categorical] = {}
+    for source, names in _DERIVED:
+        if source not in customers:
+            out.update(trait_table(customers.iloc[:1], reference)[list(names)].iloc[np.zeros(len(customers), int)]
+                       .reset_index(drop=True).astype("category").to_dict("series"))
+            continue
+        codes, uniques = pd.factorize(customers[source], use_na_sentinel=False)
+        small = customers.iloc[np.zeros(len(uniques), dtype=int)].reset_index(drop=True)
+        small[source] = uniques
+        derived = trait_table(small, reference)
+        for name in names:
+            value_codes, categories = pd.factorize(derived[name], use_na_sentinel=False)
+            out[name] = pd.Categorical.from_codes(value_codes[codes], categories=categories)
+    return pd.DataFrame(out)[list(trait_table(customers.iloc[:1], reference).columns)]
+
+
 def loyalty_profiles(customers: pd.DataFrame, cluster_ids: np.ndarray,
                      base: dict[str, Any] | None) -> dict[int, dict[str, Any]]:
     """The profile of every segment of a loyalty-schema list (canonical customer rows, in placement order)."""
     reference = pd.Timestamp(base["trait_reference"]) if base and base.get("trait_reference") else \
         trait_reference(customers)
-    traits = trait_table(customers.reset_index(drop=True), reference).astype("category")  # fast counts per segment
+    traits = trait_categories(customers.reset_index(drop=True), reference)
     list_shares = {c: traits[c].value_counts(normalize=True) for c in traits.columns}
     base_shares = {c: pd.Series(v, dtype=float) for c, v in (base or {}).get("traits", {}).items()}
     tenure = ((reference - pd.to_datetime(customers[DATE_JOINED])).dt.days / 30.44).to_numpy()
