@@ -3,8 +3,9 @@ request → validation → ingestion → placement → persona → content → r
 
 It holds ``Services`` (what a process shares between requests), the smart form (``generate_promo``,
 ``generate_post``), the dataset upload (``process_upload``, ``segments_export``) and the read-only
-answers (``list_personas``, ``get_persona``, ``options``, ``health``). Each takes validated input and
-returns the JSON body, so routes stay a few lines and the same flows are usable from the CLI.
+answers (``list_personas``, ``get_persona``, ``persona_history``, ``options``, ``model_changes``,
+``health``). Each takes validated input and returns the JSON body, so routes stay a few lines and the
+same flows are usable from the CLI.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from portal.ingestion.reader import read_customer_file
 from portal.segmentation import releases
 from portal.segmentation.model import SegmentationModel
 from portal.segmentation.personas import GENERAL_AUDIENCE
+from portal.segmentation.segment_ids import segment_history
 from portal.segmentation.table_model import TableSegmentationModel
 from portal.serving import model_fit
 from portal.serving.export import segments_workbook
@@ -351,6 +353,26 @@ def get_persona(cluster_id: int, services: Services) -> dict[str, Any]:
     release = services.models.current()
     return {"status": "ok", "model_version": release.version, "persona": release.persona(cluster_id),
             "profile": release.profiles.get(cluster_id)}
+
+
+def persona_history(cluster_id: int, services: Services) -> dict[str, Any]:
+    """One segment id across the releases kept in PRODUCTION_MODELS_DIR (404 when none has it)."""
+    settings = services.settings
+    found = segment_history(settings.production_models_dir, settings.model_dir, cluster_id)
+    if not found:
+        raise NotFound(f"Segment {cluster_id} is in no release kept in PRODUCTION_MODELS_DIR (releases trained "
+                       "before stable segment ids are not counted). GET /personas lists the live segments.")
+    return {"status": "ok", "model_version": services.model_version(), "cluster_id": cluster_id, "releases": found}
+
+
+def model_changes(services: Services) -> dict[str, Any]:
+    """How the live release's segments continue the release it replaced: kept, new and vanished ids with
+    their overlap shares (``GET /model/changes``)."""
+    release = services.models.current()
+    ids = release.manifest.get("segment_ids") or {
+        "method": "none", "reason": "this release was trained before stable segment ids", "compared_with": None,
+        "segments": [], "vanished": []}
+    return {"status": "ok", "model_version": release.version, **ids}
 
 
 def _audience_fields(release: LiveRelease | None) -> list[dict[str, Any]]:

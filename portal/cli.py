@@ -52,7 +52,8 @@ def register_cli(app: Flask) -> None:
                 overrides = dict(_column_override(r) for r in roles)
                 staging, manifest, rows = train_any_release(files, settings.production_models_dir, overrides, exclude,
                                                          progress=lambda m: click.echo(f"  • {m}"),
-                                                         measure_stability=not no_stability)
+                                                         measure_stability=not no_stability,
+                                                         live=releases.live_release_dir(settings.model_dir))
             except TrainingError as exc:  # the file cannot be used: one line, exit 1, nothing changed
                 raise click.ClickException(f"{exc} (the live model is unchanged)") from None
             if not lock.still_held():
@@ -66,7 +67,9 @@ def register_cli(app: Flask) -> None:
             lock.release()
         click.echo(json.dumps({"version": manifest["version"], "kind": releases.kind_of(manifest), "path": str(final),
                                "live": not no_publish, "training_rows": manifest["training_rows"],
-                               "metrics": manifest["metrics"], "fit_seconds": manifest["fit_seconds"]}, indent=2))
+                               "metrics": manifest["metrics"], "fit_seconds": manifest["fit_seconds"],
+                               "segment_ids": {k: v for k, v in manifest["segment_ids"].items()
+                                               if k not in ("segments", "vanished")}}, indent=2))
 
     @app.cli.command("schema")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))

@@ -60,6 +60,8 @@ class RetrainReport:
     peak_memory_mb: float | None = None
     #: a train job (POST /admin/train) rather than the quarterly retraining on the snapshots
     job_id: str | None = None
+    #: how the new release's segments map to the live one's (the manifest's ``segment_ids``)
+    segment_ids: dict[str, Any] | None = None
 
     def summary(self) -> str:
         m = self.metrics
@@ -69,7 +71,18 @@ class RetrainReport:
                 f"  rows read {self.rows_read}, used {self.rows_used}, from {len(self.sources)} file(s)\n"
                 f"  segments {m.get('clusters')}, noise {m.get('noise_share')}, DBCV {m.get('dbcv')}, "
                 f"silhouette {m.get('silhouette')}, agreement with previous (ARI) {m.get('agreement_ari')}\n"
+                f"  {_segment_ids_line(self.segment_ids)}\n"
                 f"  timings {self.timings_s}")
+
+
+def _segment_ids_line(ids: dict[str, Any] | None) -> str:
+    """One line of the report on what happened to the segment ids."""
+    if not ids:
+        return "segment ids -"
+    kept, counts = ids.get("customers_kept_share"), ids.get("counts", {})
+    return (f"segment ids against {ids.get('compared_with') or '- (' + str(ids.get('reason')) + ')'}: "
+            f"{counts.get('kept')} kept, {counts.get('new')} new, {counts.get('vanished')} vanished"
+            + (f", {kept:.1%} of customers keep their id" if kept is not None else ""))
 
 
 def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, report: RetrainReport,
@@ -107,7 +120,7 @@ def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, repor
 
 
 def _refit_table_lineage(files: list[Path], live_manifest: dict[str, Any], settings: Settings,
-                         progress: Progress) -> tuple[Path, dict[str, Any], Any]:
+                         progress: Progress, live: Path | None) -> tuple[Path, dict[str, Any], Any]:
     """Fit the live learned schema again on every snapshot of its lineage (its training rows and uploads)."""
     from portal.ingestion.roles import TableSchema
     from portal.segmentation.table_training import TableData, fit_table_release
@@ -120,7 +133,7 @@ def _refit_table_lineage(files: list[Path], live_manifest: dict[str, Any], setti
                      TableSchema.model_validate(order_schema) if order_schema else None, None,
                      live_manifest.get("rolled_up"), [p.name for p in files])
     staging, manifest, _ = fit_table_release(data, settings.production_models_dir, progress=progress,
-                                             measure_stability=False)
+                                             measure_stability=False, live=live)
     return staging, manifest, frame
 
 
@@ -211,18 +224,20 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
 
         if job:  # the loyalty model or a model of the file's own columns, as `flask train` chooses
             staging, manifest, customers = train_any_release(files, settings.production_models_dir, dict(job.roles),
-                                                             job.exclude, progress=stage, measure_stability=False)
+                                                             job.exclude, progress=stage, measure_stability=False,
+                                                             live=current)
         elif table_lineage:  # the live learned schema refitted on its snapshots, roles kept as they are
             assert live_manifest is not None
-            staging, manifest, customers = _refit_table_lineage(files, live_manifest, settings, stage)
+            staging, manifest, customers = _refit_table_lineage(files, live_manifest, settings, stage, current)
         else:
             staging, manifest, data = train_release(files, settings.production_models_dir, progress=stage,
-                                                    customer_key=snapshots.customer_key(settings))
+                                                    customer_key=snapshots.customer_key(settings), live=current)
             customers = data.customers
         report.timings_s["fit"] = round(time.perf_counter() - started, 2)
         report.version, report.rows_read = manifest["version"], manifest["rows_read"]
         report.rows_used = manifest["training_rows"]
         report.metrics = dict(manifest["metrics"])
+        report.segment_ids = manifest.get("segment_ids")
         started = time.perf_counter()
         stage("validating the new release")
         rejection = _validate(staging, manifest, settings, report, customers)

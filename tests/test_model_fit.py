@@ -22,6 +22,8 @@ def test_training_writes_the_base_distributions_into_the_release(trained_release
     assert base_distributions.FILE in manifest["files"]
     base = base_distributions.load(trained_release)
     assert base is not None and base["rows"] == manifest["training_rows"]
+    personas = json.loads((trained_release / "cluster_personas.json").read_text())
+    assert set(base["segments"]) == set(personas)  # the release's (stable) segment ids
     assert 0 < base["mean_confidence"] <= 1 and 0 <= base["reassigned_share"] <= 1
     for name, entry in base["features"].items():
         assert sum(entry["shares"]) == pytest.approx(1, abs=1e-3), name

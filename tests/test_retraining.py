@@ -276,6 +276,23 @@ def test_a_rejected_model_keeps_the_old_one_and_the_report_says_why(workspace, t
     assert read_status(production)["state"] == REJECTED
 
 
+@pytest.mark.slow
+def test_a_retrain_keeps_the_segment_ids_and_reports_the_mapping(workspace, training_file) -> None:
+    settings = _settings(workspace, sample_data_path=training_file)
+    old_live = releases.live_release_dir(workspace["model"])
+    old_ids = {int(k) for k in json.loads((old_live / "cluster_personas.json").read_text())}
+
+    report = run_retraining(settings)
+
+    assert report.state == SUCCEEDED, report.reason
+    new_live = releases.live_release_dir(workspace["model"])
+    assert report.segment_ids == releases.read_manifest(new_live)["segment_ids"]
+    assert report.segment_ids["compared_with"] == old_live.name
+    assert {s["id"] for s in report.segment_ids["segments"] if s["status"] == "kept"} == old_ids
+    assert report.segment_ids["customers_kept_share"] >= 0.95
+    assert f"segment ids against {old_live.name}: {len(old_ids)} kept, 0 new, 0 vanished" in report.summary()
+
+
 def test_snapshots_are_read_and_deduplicated_latest_wins(workspace, training_file) -> None:
     from portal.segmentation.training import collect_training_data
     from portal.serving.upload_store import UploadStore, hash_customer_ids

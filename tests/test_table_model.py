@@ -181,7 +181,7 @@ def test_no_block_drowns_the_rest():
 def test_release_records_kind_schema_weights_and_gates(retail_release):
     release, manifest = retail_release
     assert releases.verify_release(release)["kind"] == "table"
-    assert manifest["environment"]["model_format"] == str(releases.MODEL_FORMAT) == "8"
+    assert manifest["environment"]["model_format"] == str(releases.MODEL_FORMAT) == "9"
     roles = {c["name"]: (c["role"], c["reason"]) for c in manifest["schema"]["columns"]}
     assert roles["Contact"][0] == "personal" and "email" in roles["Contact"][1]
     assert roles["Membership"][0] == "ordinal" and roles["Signup Date"][0] == "date"
@@ -224,6 +224,44 @@ def test_too_few_rows_says_how_many(retail_file):
     frame = pd.read_csv(retail_file).head(40)
     with pytest.raises(TrainingError, match="40 usable customers"):
         TableSegmentationModel(infer_schema(frame)).fit(frame)
+
+
+def test_a_retrain_with_new_customers_and_another_seed_keeps_every_segment_id_and_name(retail_release, retail_file,
+                                                                                       tmp_path):
+    from portal.segmentation.table_training import train_table_release
+    from portal.serving.live_model import load_release
+
+    release, _ = retail_release
+    more = _retail_with_pii(RETAIL_ROWS // 5, 8).assign(**{"Customer ID": lambda f: [f"NEW-{i}" for i in f.index]})
+    grown = _write(pd.concat([pd.read_csv(retail_file), more], ignore_index=True), tmp_path / "grown.csv")
+
+    staging, manifest, _ = train_table_release(grown, tmp_path / "models", params=TableParams(random_state=3),
+                                               measure_stability=False, live=release)
+
+    lineage = manifest["segment_ids"]
+    before = json.loads((release / "cluster_personas.json").read_text())
+    after = json.loads((staging / "cluster_personas.json").read_text())
+    assert lineage["compared_with"] == release.name and lineage["vanished"] == []
+    assert {k: p["name"] for k, p in after.items() if k in before} == {k: p["name"] for k, p in before.items()}
+    frame = pd.read_csv(retail_file)
+    same = load_release(release, warm_up=False).model.place(frame).cluster_id == \
+        load_release(staging, warm_up=False).model.place(frame).cluster_id
+    assert same.mean() >= 0.95
+
+
+def test_a_table_release_replacing_a_loyalty_one_gets_new_ids_above_the_live_ones(retail_file, trained_release,
+                                                                                  tmp_path):
+    from portal.segmentation.table_training import train_table_release
+
+    live_ids = [int(k) for k in json.loads((trained_release / "cluster_personas.json").read_text())]
+
+    staging, manifest, _ = train_table_release(retail_file, tmp_path / "models", measure_stability=False,
+                                               live=trained_release)
+
+    lineage = manifest["segment_ids"]
+    assert lineage["method"] == "none" and "reads another schema" in lineage["reason"]
+    ids = [int(k) for k in json.loads((staging / "cluster_personas.json").read_text())]
+    assert min(ids) > max(live_ids) and {s["status"] for s in lineage["segments"]} == {"new"}
 
 
 def test_personas_name_the_files_columns_and_hide_small_categories(retail_release):
@@ -461,6 +499,8 @@ def test_a_learned_schema_model_retrains_on_its_own_snapshots(runner, app, works
     assert second["training_rows"] == first["training_rows"] + newcomers
     assert second["sources"] == [training.name, from_upload.name]
     assert second["rolled_up"]["id_column"] == first["rolled_up"]["id_column"]
+    assert second["segment_ids"]["method"] == "placement"  # its segments matched to the live schema's
+    assert second["segment_ids"]["compared_with"] == first["version"]
     assert app.extensions["portal"].models.reload_if_changed()
     again = upload(client, more.to_csv(index=False).encode(), "orders.csv")
     assert again.status_code == 200 and again.get_json()["rolled_up"]["customers"] == newcomers

@@ -27,6 +27,7 @@ from portal.ingestion.sheets import first_customer_sheet
 from portal.ingestion.tables import read_table
 from portal.segmentation import base_distributions, releases
 from portal.segmentation.metrics import metrics_of
+from portal.segmentation.segment_ids import SegmentIds, assign_stable_ids
 from portal.segmentation.table_model import TableParams, TableSegmentationModel
 from portal.segmentation.table_personas import build_table_personas
 from portal.segmentation.training import data_fingerprint, write_personas
@@ -120,9 +121,12 @@ def stability(model: TableSegmentationModel, data: TableData) -> float:
 
 
 def write_table_release(model: TableSegmentationModel, data: TableData, staging: Path, version: str,
-                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Save every artifact of a fitted table model into ``staging`` and write its manifest."""
+                        extra: dict[str, Any] | None = None, ids: SegmentIds | None = None) -> dict[str, Any]:
+    """Save every artifact of a fitted table model (relabelled with its stable ``ids``) into ``staging`` and
+    write its manifest."""
     personas, profiles = build_table_personas(data.frame, data.schema, model.labels_, model.features_.columns_)
+    if ids is not None:
+        personas, profiles = ids.name(personas, profiles)
     model.save(staging)
     write_personas(staging, personas, profiles, model.embedding_sample_, model.embedding_sample_labels_)
     base_distributions.save(staging, base_distributions.for_table(model, data.frame))
@@ -148,6 +152,7 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
         "metrics": metrics,
         "timings": model.timings_,
         "persona_count": len(personas),
+        "segment_ids": ids.manifest() if ids is not None else None,
         **(extra or {}),
     }
     return releases.write_manifest(staging, manifest)
@@ -156,21 +161,23 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
 def train_table_release(path: Path, production_dir: Path, roles: dict[str, str] | None = None,
                         exclude: tuple[str, ...] = (), params: TableParams | None = None,
                         progress: Progress | None = None, measure_stability: bool = True,
-                        ) -> tuple[Path, dict[str, Any], TableData]:
-    """Fit on one table and write a complete release into a fresh staging folder (not yet published)."""
+                        live: Path | None = None) -> tuple[Path, dict[str, Any], TableData]:
+    """Fit on one table and write a complete release into a fresh staging folder (not yet published); its
+    segments keep the ids of the ``live`` release's segments they continue (``segment_ids``)."""
     say = progress or (lambda m: log.info("%s", m))
     started = time.perf_counter()
     try:
         data = read_training_table(path, roles, exclude, say)
     except PortalError as exc:
         raise TrainingError(exc.message) from None
-    return fit_table_release(data, production_dir, params, say, measure_stability, started)
+    return fit_table_release(data, production_dir, params, say, measure_stability, started, live)
 
 
 def fit_table_release(data: TableData, production_dir: Path, params: TableParams | None = None,
                       progress: Progress | None = None, measure_stability: bool = True,
-                      started: float | None = None) -> tuple[Path, dict[str, Any], TableData]:
-    """Fit on a customer table whose schema is already known (read from a file, or a retrain's snapshots)."""
+                      started: float | None = None, live: Path | None = None) -> tuple[Path, dict[str, Any], TableData]:
+    """Fit on a customer table whose schema is already known (read from a file, or a retrain's snapshots);
+    its segments keep the ids of the ``live`` release's segments they continue (``segment_ids``)."""
     say = progress or (lambda m: log.info("%s", m))
     started = time.perf_counter() if started is None else started
     say(f"training on {len(data.frame):,} customers ({data.duplicates_dropped} duplicates dropped), "
@@ -180,11 +187,12 @@ def fit_table_release(data: TableData, production_dir: Path, params: TableParams
     if measure_stability:
         say("measuring stability: a second fit with another random seed")
         extra["stability"] = stability(model, data)
+    ids = assign_stable_ids(model, data.frame, production_dir, live, say)
     version = releases.new_version()
     staging = releases.new_staging_dir(production_dir)
     say("writing artifacts, personas and the segment map")
     manifest = write_table_release(model, data, staging, version,
-                                   {**extra, "fit_seconds": round(time.perf_counter() - started, 2)})
+                                   {**extra, "fit_seconds": round(time.perf_counter() - started, 2)}, ids)
     say(f"release {version}: {manifest['metrics']['clusters']} segments, "
         f"noise {manifest['metrics']['noise_share']:.1%}, fast-path agreement "
         f"{manifest['metrics']['fast_path_agreement']:.1%}"
@@ -194,10 +202,12 @@ def fit_table_release(data: TableData, production_dir: Path, params: TableParams
 
 def train_any_release(files: list[Path], production_dir: Path, roles: dict[str, str] | None = None,
                       exclude: tuple[str, ...] = (), progress: Progress | None = None,
-                      measure_stability: bool = True) -> tuple[Path, dict[str, Any], pd.DataFrame]:
+                      measure_stability: bool = True,
+                      live: Path | None = None) -> tuple[Path, dict[str, Any], pd.DataFrame]:
     """The loyalty model for files with the loyalty columns, a model of the table's own columns for any
     other table (or when roles are overridden); returns the staging folder, the manifest and the rows the
-    new model places (for the release gates). Raises TrainingError saying why a file cannot be used."""
+    new model places (for the release gates). Segments keep the ids of the ``live`` release's segments they
+    continue. Raises TrainingError saying why a file cannot be used."""
     from portal.segmentation.training import train_release
 
     say = progress or (lambda m: log.info("%s", m))
@@ -205,7 +215,7 @@ def train_any_release(files: list[Path], production_dir: Path, roles: dict[str, 
         gaps = [loyalty_gap(f) for f in files] if not roles and not exclude else ["overrides given"]
         gap = next((g for g in gaps if g), None)
         if gap is None:
-            staging, manifest, loyalty = train_release(files, production_dir, progress=say)
+            staging, manifest, loyalty = train_release(files, production_dir, progress=say, live=live)
             return staging, manifest, loyalty.customers
     except PortalError as exc:
         raise TrainingError(exc.message) from None
@@ -215,7 +225,7 @@ def train_any_release(files: list[Path], production_dir: Path, roles: dict[str, 
     say("no loyalty columns: learning the table's own columns")
     try:
         staging, manifest, table = train_table_release(files[0], production_dir, roles, exclude, progress=say,
-                                                       measure_stability=measure_stability)
+                                                       measure_stability=measure_stability, live=live)
     except TrainingError as exc:
         prefix = "" if roles or exclude else f"Not a loyalty file ({gap}); as a table of its own columns: "
         raise TrainingError(f"{prefix}{exc}") from None
