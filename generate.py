@@ -27,9 +27,11 @@ from portal.segmentation.model import SegmentationModel
 from portal.segmentation.personas import GENERAL_AUDIENCE
 from portal.segmentation.segment_ids import segment_history
 from portal.segmentation.table_model import TableSegmentationModel
+from portal.serving import model_fit
 from portal.serving.export import segments_workbook
 from portal.serving.live_model import LiveRelease, ModelHolder
 from portal.serving.table_upload import read_upload
+from portal.serving.upload_profile import loyalty_profiles, table_profiles, with_list_profile
 from portal.serving.upload_store import UploadStore, new_upload_id
 from portal.settings import Settings
 from schemas import (
@@ -205,6 +207,7 @@ def generate_post(request: GeneratePostRequest, services: Services) -> dict[str,
                            f"{[s['cluster_id'] for s in record['segments']]}.")
         persona, model_version, source = segment["persona"], record["model_version"], "upload"
         campaign = CampaignInputs.model_validate({**record["campaign"], **overrides})
+        written_for = with_list_profile(persona, segment.get("list_profile"))
     else:
         release = services.models.current()
         persona, model_version, source = release.persona(request.cluster_id), release.version, "cluster_id"
@@ -213,7 +216,8 @@ def generate_post(request: GeneratePostRequest, services: Services) -> dict[str,
             raise ValidationFailed(f"Without upload_id, give the campaign fields: {', '.join(missing)}.",
                                    details={"missing": missing})
         campaign = CampaignInputs.model_validate(overrides)
-    content = services.content.generate(persona, campaign, request.preferences())
+        written_for = persona
+    content = services.content.generate(written_for, campaign, request.preferences())
     return {"status": "ok", "model_version": model_version, "upload_id": request.upload_id,
             "cluster_id": request.cluster_id, "persona": persona, "persona_source": source, "content": content}
 
@@ -235,9 +239,12 @@ def process_upload(data: bytes, filename: str | None, campaign: CampaignInputs, 
     placement = release.model.place(table.frame)
     placed_ms = (time.perf_counter() - started) * 1000
     used = int(len(table.frame))
-    segments = _segments(placement.cluster_id, placement.confidence, placement.reassigned, used, campaign, prefs,
-                         services, release)
     upload_id = new_upload_id()
+    profiles = loyalty_profiles(table.frame, placement.cluster_id, release.base)
+    fit = model_fit.for_loyalty_upload(release, table.frame, placement, table.rows_received, table.skipped_count,
+                                       upload_id)
+    segments = _segments(placement.cluster_id, placement.confidence, placement.reassigned, used, campaign, prefs,
+                         services, release, profiles)
     body = {
         "status": "ok",
         "upload_id": upload_id,
@@ -247,6 +254,7 @@ def process_upload(data: bytes, filename: str | None, campaign: CampaignInputs, 
                  "reassigned_from_noise": placement.reassigned_count},
         "skipped_examples": [{"row": s.row, "reason": s.reason} for s in table.skipped_examples],
         "segments": segments,
+        "model_fit": fit,
         "timings_ms": {"placement": round(placed_ms, 1),
                        "total": round((time.perf_counter() - started) * 1000, 1)},
     }
@@ -261,18 +269,22 @@ def process_upload(data: bytes, filename: str | None, campaign: CampaignInputs, 
 
 
 def _segments(cluster_ids: Any, confidence: Any, reassigned: Any, used: int, campaign: CampaignInputs,
-              prefs: ContentPreferences, services: Services, release: LiveRelease) -> list[dict[str, Any]]:
-    """One entry per segment found: its persona, size, share, confidence, reassigned count and content."""
+              prefs: ContentPreferences, services: Services, release: LiveRelease,
+              profiles: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per segment found: its persona, the profile of the list's own members, size, share,
+    confidence, reassigned count and content (written for the persona and the list's profile)."""
     placement_ids = cluster_ids
     counts = pd.Series(placement_ids).value_counts()
     segment_ids = [int(c) for c in counts.index]
-    contents = services.content.generate_many([(release.persona(c), campaign, prefs) for c in segment_ids])
+    contents = services.content.generate_many([(with_list_profile(release.persona(c), profiles.get(c)), campaign,
+                                                prefs) for c in segment_ids])
     segments = []
     for cluster_id, content in zip(segment_ids, contents):
         in_segment = placement_ids == cluster_id
         segments.append({
             "cluster_id": cluster_id,
             "persona": release.persona(cluster_id),
+            "list_profile": profiles.get(cluster_id),
             "size": int(counts[cluster_id]),
             "share": round(int(counts[cluster_id]) / used, 4),
             "mean_confidence": round(float(confidence[in_segment].mean()), 3),
@@ -290,9 +302,12 @@ def _process_table_upload(data: bytes, campaign: CampaignInputs, prefs: ContentP
     upload = read_upload(data, release.model, release.manifest, services.settings.max_upload_rows)
     placement = upload.placement
     placed_ms = (time.perf_counter() - started) * 1000
-    segments = _segments(placement.cluster_id, placement.confidence, placement.reassigned, upload.customers,
-                         campaign, prefs, services, release)
     upload_id = new_upload_id()
+    assert upload.typed is not None
+    profiles = table_profiles(upload.typed, release.model.schema, placement.cluster_id, release.base)
+    fit = model_fit.for_table_upload(release, upload, upload_id)
+    segments = _segments(placement.cluster_id, placement.confidence, placement.reassigned, upload.customers,
+                         campaign, prefs, services, release, profiles)
     body: dict[str, Any] = {
         "status": "ok",
         "upload_id": upload_id,
@@ -302,6 +317,7 @@ def _process_table_upload(data: bytes, campaign: CampaignInputs, prefs: ContentP
                  "reassigned_from_noise": placement.reassigned_count},
         "skipped_examples": [{"row": s.row, "reason": s.reason} for s in upload.skipped],
         "segments": segments,
+        "model_fit": fit,
         "timings_ms": {"placement": round(placed_ms, 1),
                        "total": round((time.perf_counter() - started) * 1000, 1)},
     }

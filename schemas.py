@@ -471,9 +471,50 @@ class PromoResponse(BaseModel):
     content: Content
 
 
+class ListProfile(BaseModel):
+    """What this list's own members of a segment look like, beside the persona (the training base's archetype).
+    Aggregates only; no category is named for fewer than 10 customers."""
+
+    model_config = ConfigDict(extra="allow")
+    size: int
+    share: float = Field(description="Share of this list's placed customers.")
+    summary: str
+    traits_vs_list: list[dict[str, Any]] = Field(
+        description="Top traits by lift against the whole list: trait (with its numbers), column, value, share, "
+                    "list_share or compared_share, lift.")
+    traits_vs_base: list[dict[str, Any]] = Field(
+        description="Top traits by lift against the model's training base (empty for a release without its "
+                    "training-base distributions).")
+    tier_mix: dict[str, float] | None = None
+    top_locations: list[dict[str, Any]] | None = None
+    median_tenure_months: int | None = None
+
+
+class ModelFitAction(BaseModel):
+    message: str
+    command: str = Field(description="The command that trains a model on this file.")
+    admin_call: dict[str, Any] = Field(description="The admin call that trains on this upload (POST /admin/train).")
+
+
+class ModelFit(BaseModel):
+    """Whether the list looks like the customers the model was trained on."""
+
+    available: bool = Field(description="false for a release saved without its training-base distributions.")
+    score: float | None = Field(description="0-1; the weakest part's score.")
+    verdict: Literal["good", "weak", "poor"] | None
+    weakest: str | None = None
+    reason: str | None = None
+    parts: dict[str, dict[str, Any]] = Field(
+        description="unseen_categories, out_of_range, skipped_rows, mean_confidence, reassigned_share, "
+                    "distribution_distance (per feature), each with its value, score and scale.")
+    thresholds: dict[str, float] | None = None
+    action: ModelFitAction | None = Field(None, description="When weak or poor: how to train on this list.")
+
+
 class SegmentResult(BaseModel):
     cluster_id: int
     persona: Persona
+    list_profile: ListProfile | None = None
     size: int
     share: float
     mean_confidence: float
@@ -501,6 +542,7 @@ class UploadResponse(BaseModel):
     rows: RowCounts
     skipped_examples: list[SkippedExample]
     segments: list[SegmentResult] = Field(description="Largest first.")
+    model_fit: ModelFit | None = None
     timings_ms: dict[str, float]
     rolled_up: dict[str, int] | None = Field(
         None, description="An order export placed per customer: its order rows and the customers they rolled up "

@@ -90,3 +90,15 @@ def test_email_has_a_subject_within_60_and_a_sign_off():
     draft = write_variant(BRIEF, campaign(), prefs(platform="Email"), None, 0)
     assert len(draft["headline"]) <= 60 and draft["body"].startswith("Hi there,")
     assert "The Kopi & Co team" in draft["body"] and draft["hashtags"] == []
+
+
+def test_the_lists_profile_decides_what_is_true_of_the_audience():
+    """Drafts for an upload speak to the list's members of the segment (Silver, Punggol) rather than to the
+    training base's archetype (Platinum, Bukit Timah), through the prompt builder's brief."""
+    profile = {"size": 300, "tier_mix": {"Silver": 0.8, "Gold": 0.2},
+               "top_locations": [{"value": "Punggol", "share": 0.5}], "median_tenure_months": 9}
+    brief = persona_brief({**PERSONA, "list_profile": profile})
+    drafts = [write_variant(brief, campaign(), prefs(platform=p), None, i) for p in PLATFORMS for i in range(3)]
+    joined = " ".join(text_of(d) for d in drafts)
+    assert "Silver" in joined and "Punggol" in joined
+    assert "Platinum" not in joined and "Bukit Timah" not in joined

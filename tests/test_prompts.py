@@ -138,3 +138,28 @@ def test_campaign_fields_missing_are_left_out():
     text = user_text(campaign=CampaignInputs(objective="Generate leads", industry="Education",
                                              funnel_stage="Awareness", past_engagement="Low"))
     assert set(quoted(text, "campaign_data")) == {"objective", "industry", "funnel_stage", "past_engagement"}
+
+
+LIST_PROFILE = {"size": 300, "share": 0.4, "summary": "300 customers of this list (40% of it): mostly Silver.",
+                "tier_mix": {"Silver": 0.8, "Gold": 0.2}, "top_locations": [{"value": "Punggol", "share": 0.5}],
+                "median_tenure_months": 9, "members": ["Tan Wei Ling"],
+                "traits_vs_base": [{"trait": "Silver tier member: 80% vs 40% in the training base", "share": 0.8,
+                                    "base_share": 0.4, "lift": 2.0, "customer": "Siti"}],
+                "traits_vs_list": []}
+
+
+def test_the_lists_profile_is_quoted_apart_from_the_persona_and_named_as_such():
+    text = user_text(persona={**PERSONA, "list_profile": LIST_PROFILE})
+    assert quoted(text, "audience_data") == persona_brief(PERSONA)
+    this_list = quoted(text, "list_data")
+    assert this_list["tier_mix"] == {"Silver": 0.8, "Gold": 0.2} and this_list["median_tenure_months"] == 9
+    assert this_list["traits_vs_base"] == [{"trait": "Silver tier member: 80% vs 40% in the training base",
+                                            "share": 0.8, "lift": 2.0}]
+    assert "Tan Wei Ling" not in text and "Siti" not in text
+    archetype, audience = text.index("persona: the archetype"), text.index("This list's own members")
+    assert archetype < text.index("<audience_data>") < audience < text.index("<list_data>")
+    assert "<list_data>" in build_messages(PERSONA, campaign(), prefs())[0]["content"]
+
+
+def test_without_a_list_profile_there_is_no_list_section():
+    assert "<list_data>" not in user_text() and "This list's own members" not in user_text()

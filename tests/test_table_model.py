@@ -18,6 +18,7 @@ from portal.ingestion.roles import Role, infer_schema
 from portal.segmentation import releases
 from portal.segmentation.table_features import TableFeatures
 from portal.segmentation.table_model import TableParams, TableSegmentationModel
+from portal.segmentation.table_personas import _number as shown_number
 from portal.segmentation.table_sample_data import generate_orders, generate_retail
 from tests.conftest import make_settings_overrides
 
@@ -598,3 +599,45 @@ def test_numbers_too_large_to_mean_anything_are_unreadable_not_a_500(table_app):
 
     refused = client.post("/generate-promo", json={**CAMPAIGN, "audience": {"Total Spend": 1e308}})
     assert refused.status_code == 422 and "Total Spend" in refused.get_json()["error"]["message"]
+
+
+# -- per-upload profiles and the fit check -------------------------------------------------------
+
+def test_upload_profiles_each_segment_of_the_list_and_the_training_table_fits(table_app, retail_file):
+    app, _ = table_app
+    client = app.test_client()
+    body = upload(client, retail_file.read_bytes()).get_json()
+    assert body["model_fit"]["verdict"] == "good" and "action" not in body["model_fit"], body["model_fit"]
+    export = pd.read_excel(io.BytesIO(client.get(f"/uploads/{body['upload_id']}/segments.xlsx").data))
+    checked = 0
+    for segment in body["segments"]:
+        profile = segment["list_profile"]
+        members = export["Segment ID"] == segment["cluster_id"]
+        assert profile["size"] == segment["size"] == int(members.sum())
+        for trait in profile["traits_vs_list"]:
+            if "value" in trait:  # a category: its share in the segment and in the whole list, by pandas
+                values = export[trait["column"]].astype(str)
+                share = float((values[members] == trait["value"]).mean())
+                assert (values[members] == trait["value"]).sum() >= 10
+                assert trait["share"] == round(share, 3)
+                assert trait["compared_share"] == round(float((values == trait["value"]).mean()), 3)
+                checked += 1
+            elif " median " in trait["trait"]:  # a number: the segment's median is the one pandas gives
+                median = float(pd.to_numeric(export.loc[members, trait["column"]], errors="coerce").median())
+                assert trait["trait"].startswith(f"{trait['column']} median {shown_number(median)} vs "), trait
+                checked += 1
+        assert all("in the training base" in t["trait"] for t in profile["traits_vs_base"])
+    assert checked >= 2
+    assert "tinytown" not in json.dumps(body).lower()
+
+
+def test_a_list_of_another_population_on_a_learned_schema_fits_poorly_with_the_training_action(table_app):
+    app, _ = table_app
+    frame, _ = generate_retail(600, seed=21)
+    frame = frame.assign(Age=frame["Age"] + 25, **{"Annual Income": frame["Annual Income"] * 3})
+    body = upload(app.test_client(), frame.to_csv(index=False).encode()).get_json()
+    fit = body["model_fit"]
+    assert fit["verdict"] in ("weak", "poor") and fit["parts"]["out_of_range"]["value"] > 0.1, fit
+    assert fit["action"]["command"] == "flask --app app train --data FILE"
+    assert fit["action"]["admin_call"]["form"] == {"upload_id": body["upload_id"]}
+    assert set(fit["parts"]["distribution_distance"]["by_feature"]) >= {"Age", "Annual Income", "City"}

@@ -177,7 +177,13 @@ class _Audience:
     interests: tuple[str, ...]
 
 
+#: Facts the list's own profile of a segment overrides: what is true of this audience, not of the archetype.
+LIST_FACTS = ("tier_mix", "top_locations", "median_tenure_months")
+
+
 def _audience(brief: dict[str, Any]) -> _Audience:
+    this_list = brief.get("list_profile") or {}
+    brief = {**brief, **{k: this_list[k] for k in LIST_FACTS if k in this_list}}
     tiers: dict[str, float] = brief.get("tier_mix") or {}
     tier = max(tiers, key=lambda name: tiers[name]) if tiers else None
     tier = tier if tier and tiers[tier] >= 0.4 else None

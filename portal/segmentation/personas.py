@@ -27,12 +27,19 @@ def _rounded(shares: pd.Series, top: int | None = None) -> list[dict[str, Any]]:
     return [{"value": str(k), "share": round(float(v), 3)} for k, v in items.items()]
 
 
-def _trait_table(frame: pd.DataFrame, reference: pd.Timestamp) -> pd.DataFrame:
+def trait_reference(customers: pd.DataFrame) -> pd.Timestamp:
+    """The date tenure is counted to: the newest joining date of the training customers."""
+    return pd.Timestamp(pd.to_datetime(customers[DATE_JOINED]).max())
+
+
+def trait_table(frame: pd.DataFrame, reference: pd.Timestamp) -> pd.DataFrame:
+    """One trait value per customer and trait column (location, region, gender, tier, join year and quarter,
+    tenure band): what personas and list profiles describe segments by."""
     joined = pd.to_datetime(frame[DATE_JOINED])
     tenure_years = ((reference - joined).dt.days / 365.25).clip(lower=0)
     return pd.DataFrame({
         "Location": frame[LOCATION].astype(str),
-        "Region": [region_of(x) for x in frame[LOCATION].astype(str)],
+        "Region": frame[LOCATION].astype(str).map(_regions(frame[LOCATION])).to_numpy(),
         "Gender": frame[GENDER].astype(str) if GENDER in frame else "Unknown",
         "Loyalty Tier": frame[LOYALTY_TIER].astype(str),
         "Join year": joined.dt.year.astype(str),
@@ -40,6 +47,10 @@ def _trait_table(frame: pd.DataFrame, reference: pd.Timestamp) -> pd.DataFrame:
         "Tenure": pd.cut(tenure_years, [-0.1, 1, 3, 6, 200],
                          labels=["under 1 year", "1–3 years", "3–6 years", "6+ years"]).astype(str),
     })
+
+
+def _regions(locations: pd.Series) -> dict[str, str]:
+    return {loc: region_of(loc) for loc in locations.astype(str).unique()}
 
 
 def _describe_trait(column: str, value: str) -> str:
@@ -54,16 +65,20 @@ def _describe_trait(column: str, value: str) -> str:
     }[column]
 
 
-def _distinguishing(cluster: pd.DataFrame, base: pd.DataFrame, limit: int = 4) -> list[dict[str, Any]]:
-    """Traits over-represented in the segment: share in segment vs share in the whole base (lift)."""
+def distinguishing(cluster: pd.DataFrame, base: dict[str, pd.Series], limit: int = 4,
+                   min_count: int = 0) -> list[dict[str, Any]]:
+    """Traits over-represented in the segment: share in segment vs share in ``base`` (each trait column's value
+    shares in the whole base, or in whatever the segment is compared with), the lift. A value held by fewer
+    than ``min_count`` of the segment is never named."""
     found = []
     for column in cluster.columns:
-        if column == "Gender" and cluster[column].nunique() == base[column].nunique() == 1:
+        whole = base.get(column, pd.Series(dtype=float))
+        if column == "Gender" and cluster[column].nunique() == len(whole) == 1:
             continue
-        seg, whole = _shares(cluster[column]), _shares(base[column])
+        seg = _shares(cluster[column])
         for value, share in seg.items():
             base_share = float(whole.get(value, 0.0))
-            if share < 0.15 or base_share <= 0:
+            if share < 0.15 or base_share <= 0 or share * len(cluster) < min_count - 1e-9:
                 continue
             found.append({"trait": _describe_trait(column, str(value)), "column": column, "value": str(value),
                           "share": round(float(share), 3), "base_share": round(base_share, 3),
@@ -113,8 +128,9 @@ def _name_and_voice(tier_mix: dict[str, float], tenure_months: float, region: st
 
 def build_personas(customers: pd.DataFrame, labels: np.ndarray) -> tuple[dict[int, dict], pd.DataFrame]:
     """Personas keyed by cluster id and the profile table (one row per segment)."""
-    reference = pd.to_datetime(customers[DATE_JOINED]).max()
-    traits = _trait_table(customers, reference)
+    reference = trait_reference(customers)
+    traits = trait_table(customers, reference)
+    base_shares = {column: _shares(traits[column]) for column in traits.columns}
     tenure_months = ((reference - pd.to_datetime(customers[DATE_JOINED])).dt.days / 30.44).to_numpy()
     total = len(customers)
     personas: dict[int, dict] = {}
@@ -132,7 +148,7 @@ def build_personas(customers: pd.DataFrame, labels: np.ndarray) -> tuple[dict[in
         used_names[name] = used_names.get(name, 0) + 1
         if used_names[name] > 1:
             name = f"{name} ({_rounded(_shares(seg['Location']), 1)[0]['value']})"
-        distinguishing = _distinguishing(seg, traits)
+        distinguishing_traits = distinguishing(seg, base_shares)
         top_locations = _rounded(_shares(seg["Location"]), TOP_N)
         period = _join_period(pd.to_numeric(seg["Join year"]))
         top_tier = max(tier_mix, key=lambda tier: tier_mix[tier])
@@ -156,7 +172,7 @@ def build_personas(customers: pd.DataFrame, labels: np.ndarray) -> tuple[dict[in
                 "median_tenure_months": int(round(median_tenure)),
             },
             "distinguishing_traits": [{**{k: v for k, v in t.items() if k not in ("column", "value")},
-                                       "key": f"{t['column']}: {t['value']}"} for t in distinguishing],
+                                       "key": f"{t['column']}: {t['value']}"} for t in distinguishing_traits],
             "suggested_tone": tone,
             "content_angles": angles,
         }
@@ -168,7 +184,7 @@ def build_personas(customers: pd.DataFrame, labels: np.ndarray) -> tuple[dict[in
             "top_location": top_locations[0]["value"], "top_location_share": top_locations[0]["share"],
             "top_region": str(regions.index[0]), "top_region_share": round(float(regions.iloc[0]), 3),
             "typical_join_period": period, "median_tenure_months": int(round(median_tenure)),
-            "distinguishing_traits": "; ".join(f"{t['trait']} (x{t['lift']})" for t in distinguishing),
+            "distinguishing_traits": "; ".join(f"{t['trait']} (x{t['lift']})" for t in distinguishing_traits),
         })
     return personas, pd.DataFrame(profile_rows)
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from portal.ingestion.roles import Role, TableSchema
+from portal.ingestion.roles import ColumnRole, Role, TableSchema
 from portal.segmentation.table_features import MISSING, NUMBER_ROLES, SchemaColumns
 from schemas import header_key
 
@@ -40,6 +40,8 @@ class _Trait:
     effect: float
     label: str
     value: str | None = None
+    #: the compared share of a category trait (numbers say theirs in ``text``)
+    base_share: float | None = None
 
 
 def _number(value: float) -> str:
@@ -51,46 +53,100 @@ def _number(value: float) -> str:
     return f"{value:,.1f}" if magnitude >= 10 else f"{value:,.2f}"
 
 
-def _numeric_trait(column: str, role: Role, seg: pd.Series, whole: pd.Series, order: list[str]) -> _Trait | None:
-    seg, whole = seg.dropna(), whole.dropna()
-    if len(seg) < MIN_CUSTOMERS or whole.std() == 0 or not len(whole):
+@dataclass(frozen=True)
+class Whole:
+    """What a segment's column is compared with, as a summary: the whole training table's, a list's, or the
+    training base's saved one (``base_distributions``). Numbers: count, median, mean, std of the values
+    present; categories: the count of every value held by at least ``MIN_CUSTOMERS`` customers."""
+
+    count: int
+    median: float = float("nan")
+    mean: float = float("nan")
+    std: float = float("nan")
+    counts: dict[str, int] | None = None
+
+    @classmethod
+    def of(cls, values: pd.Series, numeric: bool) -> Whole:
+        if numeric:
+            present = values.dropna()
+            if not len(present):
+                return cls(0)
+            return cls(len(present), float(present.median()), float(present.mean()), float(present.std()))
+        counts = values.value_counts()
+        return cls(len(values), counts={str(k): int(c) for k, c in counts.items() if c >= MIN_CUSTOMERS})
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> Whole:
+        """A summary saved by ``base_distributions`` (None for a value it could not compute)."""
+        def number(key: str) -> float:
+            value = summary.get(key)
+            return float(value) if value is not None else float("nan")
+        counts = summary.get("counts")
+        return cls(int(summary.get("count", 0)), number("median"), number("mean"), number("std"),
+                   {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else None)
+
+
+def _numeric_trait(column: str, role: Role, seg: pd.Series, whole: Whole, order: list[str],
+                   against: str = "overall") -> _Trait | None:
+    seg = seg.dropna()
+    if len(seg) < MIN_CUSTOMERS or whole.std == 0 or not whole.count or not np.isfinite(whole.std):
         return None
-    seg_median, whole_median = float(seg.median()), float(whole.median())
-    effect = (float(seg.mean()) - float(whole.mean())) / float(whole.std())
+    seg_median, whole_median = float(seg.median()), whole.median
+    effect = (float(seg.mean()) - whole.mean) / whole.std
     above = float((seg > whole_median).mean())
     lift = seg_median / whole_median if whole_median else 1.0 + effect
     if role == Role.DATE:
-        text = f"{column} {_number(seg_median)} days ago (median) vs {_number(whole_median)}"
+        text = f"{column} {_number(seg_median)} days ago (median) vs {_number(whole_median)}" + \
+            ("" if against == "overall" else f" {against}")
         label = f"Recent {column}" if effect < 0 else f"Early {column}"
     elif role == Role.ORDINAL:
         seg_level, whole_level = order[int(round(seg_median))], order[int(round(whole_median))]
         text = f"{column} mostly {seg_level} or {'above' if effect > 0 else 'below'} (median {seg_level} vs " \
-               f"{whole_level})"
+               f"{whole_level}{'' if against == 'overall' else ' ' + against})"
         label = f"{'Higher' if effect > 0 else 'Lower'} {column}"
     elif seg_median == whole_median:  # small counts (children, visits): the medians hide the difference
-        text = f"{column} mean {_number(float(seg.mean()))} vs {_number(float(whole.mean()))} overall"
+        text = f"{column} mean {_number(float(seg.mean()))} vs {_number(whole.mean)} {against}"
         label = f"{'High' if effect > 0 else 'Low'} {column}"
     else:
-        text = f"{column} median {_number(seg_median)} vs {_number(whole_median)} overall"
+        text = f"{column} median {_number(seg_median)} vs {_number(whole_median)} {against}"
         label = f"{'High' if effect > 0 else 'Low'} {column}"
     return _Trait(column, text, round(above if effect > 0 else 1 - above, 3), round(float(abs(lift)), 2),
                   abs(effect), label)
 
 
-def _category_traits(column: str, seg: pd.Series, whole: pd.Series, boolean: bool) -> list[_Trait]:
+def _category_traits(column: str, seg: pd.Series, whole: Whole, boolean: bool,
+                     against: str = "") -> list[_Trait]:
     out = []
-    seg_counts, whole_counts = seg.value_counts(), whole.value_counts()
+    seg_counts, whole_counts = seg.value_counts(), whole.counts or {}
     for value, count in seg_counts.items():
-        if value == MISSING or count < MIN_CUSTOMERS or whole_counts.get(value, 0) < MIN_CUSTOMERS:
+        if value == MISSING or count < MIN_CUSTOMERS or whole_counts.get(str(value), 0) < MIN_CUSTOMERS:
             continue
-        share, base = count / len(seg), whole_counts[value] / len(whole)
+        share, base = count / len(seg), whole_counts[str(value)] / whole.count
         if share <= base:
             continue
         effect = (share - base) / np.sqrt(base * (1 - base)) if 0 < base < 1 else 0.0
         shown = ("yes" if float(value) == 1 else "no") if boolean else str(value)
-        out.append(_Trait(column, f"{column} {shown} {share:.0%} vs {base:.0%}", round(float(share), 3),
-                          round(float(share / base), 2), float(effect), f"{column} {shown}", shown))
+        out.append(_Trait(column, f"{column} {shown} {share:.0%} vs {base:.0%}{' ' + against if against else ''}",
+                          round(float(share), 3), round(float(share / base), 2), float(effect), f"{column} {shown}",
+                          shown, round(float(base), 3)))
     return out
+
+
+def column_traits(column: ColumnRole, seg: pd.Series, whole: Whole, against: str = "overall") -> _Trait | None:
+    """The most distinctive trait of one column in a segment compared with ``whole``, if it stands out."""
+    if column.role in NUMBER_ROLES and column.role != Role.BOOLEAN:
+        trait = _numeric_trait(column.name, column.role, seg, whole, column.values, against)
+        found = [trait] if trait else []
+    else:
+        found = _category_traits(column.name, seg, whole, column.role == Role.BOOLEAN,
+                                 "" if against == "overall" else against)
+    best = max(found, key=lambda t: t.effect, default=None)
+    return best if best is not None and best.effect >= MIN_EFFECT else None
+
+
+def whole_of(column: ColumnRole, values: pd.Series) -> Whole:
+    """The summary a column's segments are compared with."""
+    return Whole.of(values, column.role in NUMBER_ROLES and column.role != Role.BOOLEAN)
 
 
 def _signals(typed: pd.DataFrame, mask: np.ndarray, schema: TableSchema) -> dict[str, float]:
@@ -147,6 +203,7 @@ def build_table_personas(frame: pd.DataFrame, schema: TableSchema, labels: np.nd
     """Personas keyed by segment id and the profile table (one row per segment) for a learned schema."""
     typed = columns.transform(frame.reset_index(drop=True))
     total = len(typed)
+    wholes = {column.name: whole_of(column, typed[column.name]) for column in schema.features}
     personas: dict[int, dict] = {}
     rows = []
     used: dict[str, int] = {}
@@ -156,14 +213,8 @@ def build_table_personas(frame: pd.DataFrame, schema: TableSchema, labels: np.nd
         traits: list[_Trait] = []
         channel = None
         for column in schema.features:
-            seg, whole = typed.loc[mask, column.name], typed[column.name]
-            if column.role in NUMBER_ROLES and column.role != Role.BOOLEAN:
-                trait = _numeric_trait(column.name, column.role, seg, whole, column.values)
-                found = [trait] if trait else []
-            else:
-                found = _category_traits(column.name, seg, whole, column.role == Role.BOOLEAN)
-            best = max(found, key=lambda t: t.effect, default=None)
-            if best is not None and best.effect >= MIN_EFFECT:
+            best = column_traits(column, typed.loc[mask, column.name], wholes[column.name])
+            if best is not None:
                 traits.append(best)
                 if column.role == Role.CATEGORICAL and _CHANNEL.search(header_key(column.name)) and channel is None:
                     channel = best.value
@@ -205,4 +256,4 @@ def _profile_columns(seg: pd.DataFrame, schema: TableSchema, size: int) -> dict[
     return out
 
 
-__all__ = ["MIN_CUSTOMERS", "build_table_personas"]
+__all__ = ["MIN_CUSTOMERS", "TRAIT_LIMIT", "Whole", "build_table_personas", "column_traits", "whole_of"]

@@ -25,7 +25,7 @@ from portal.ingestion.roles import TableSchema, infer_schema
 from portal.ingestion.rollup import RolledUp, is_order_level, roll_up
 from portal.ingestion.sheets import first_customer_sheet
 from portal.ingestion.tables import read_table
-from portal.segmentation import releases
+from portal.segmentation import base_distributions, releases
 from portal.segmentation.metrics import metrics_of
 from portal.segmentation.segment_ids import SegmentIds, assign_stable_ids
 from portal.segmentation.table_model import TableParams, TableSegmentationModel
@@ -129,6 +129,7 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
         personas, profiles = ids.name(personas, profiles)
     model.save(staging)
     write_personas(staging, personas, profiles, model.embedding_sample_, model.embedding_sample_labels_)
+    base_distributions.save(staging, base_distributions.for_table(model, data.frame))
     metrics = {**metrics_of(model), "fast_path_agreement": model.fast_path_agreement_,
                "fast_path_agreement_rows": model.agreement_method_,
                **({"stability": extra["stability"]} if extra and "stability" in extra else {})}

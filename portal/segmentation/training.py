@@ -22,7 +22,7 @@ import pandas as pd
 
 from portal.errors import TrainingError
 from portal.ingestion.reader import read_customer_file
-from portal.segmentation import releases
+from portal.segmentation import base_distributions, releases
 from portal.segmentation.metrics import metrics_of, replacement_agreement
 from portal.segmentation.model import SegmentationModel, SegmentationParams
 from portal.segmentation.personas import build_personas
@@ -103,6 +103,7 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
         personas, profiles = ids.name(personas, profiles)
     model.save(staging)
     write_personas(staging, personas, profiles, model.embedding_sample_, model.embedding_sample_labels_)
+    base_distributions.save(staging, base_distributions.for_loyalty(model, data.customers))
     metrics = {**metrics_of(model), **replacement_agreement(model, data.customers)}
     manifest = {
         "version": version,

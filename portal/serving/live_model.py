@@ -20,7 +20,7 @@ import joblib
 import pandas as pd
 
 from portal.errors import ModelUnavailable, NotFound, ReleaseError
-from portal.segmentation import releases
+from portal.segmentation import base_distributions, releases
 from portal.segmentation.model import SegmentationModel
 from portal.segmentation.table_model import TableSegmentationModel
 
@@ -44,6 +44,8 @@ class LiveRelease:
     profiles: dict[int, dict]
     loaded_at: float = field(default_factory=time.time)
     warm_up_s: float = 0.0
+    #: the training base's distributions (``base_distributions``); None for a release written without them
+    base: dict[str, Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -69,7 +71,8 @@ def load_release(release_dir: Path, warm_up: bool = True) -> LiveRelease:
         raise ReleaseError(f"Release {release_dir.name} could not be loaded ({exc.__class__.__name__}: "
                            f"{str(exc)[:200]}). {releases.REBUILD_HINT}") from None
     profiles = {int(r["cluster_id"]): r for r in profiles_frame.to_dict(orient="records")}
-    release = LiveRelease(manifest["version"], release_dir, manifest, model, personas, profiles)
+    release = LiveRelease(manifest["version"], release_dir, manifest, model, personas, profiles,
+                          base=base_distributions.load(release_dir))
     if warm_up:
         try:
             release.warm_up_s = round(model.warm_up(), 3)

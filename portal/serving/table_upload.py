@@ -52,6 +52,8 @@ class TableUpload:
     rolled_up: dict[str, int] | None = None
     #: the placed customers' schema columns as read (rolled up for order exports), for the retraining snapshot
     customer_rows: pd.DataFrame | None = None
+    #: typed feature columns of the placed customers, in placement order (for the list profile and fit check)
+    typed: pd.DataFrame | None = None
 
 
 def match_headers(columns: list[str], schema: TableSchema) -> dict[str, str]:
@@ -162,7 +164,7 @@ def read_upload(data: bytes, model: TableSegmentationModel, manifest: dict[str, 
              skipped_count)
     return TableUpload(placement, len(raw), int(kept.sum()), table.file_format, table.sheet,
                        {k: v for k, v in matched.items()}, rows, cid, conf, flag, skipped, skipped_count, rolled,
-                       customers.reset_index(drop=True)[kept])
+                       customers.reset_index(drop=True)[kept], typed[kept].reset_index(drop=True))
 
 
 def table_rows_as_is(data: bytes) -> pd.DataFrame:
