@@ -215,12 +215,11 @@ def _action(verdict: str, weakest: str, version: str, upload_id: str) -> dict[st
         "message": (f"This list {strength} model {version} (mostly {_WHAT[weakest]}); its segments and personas "
                     "describe the training customers more than this list. To segment it by its own customers, "
                     f"train on it: `{TRAIN_COMMAND}` with this file, or POST /admin/train with upload_id "
-                    f"{upload_id}."),
+                    f"{upload_id}. If the list is a deliberate selection of your own customers (one tier, one "
+                    "area), the segments still apply: each segment's list_profile says how this list differs."),
         "command": TRAIN_COMMAND,
         "admin_call": {"method": "POST", "path": "/admin/train", "form": {"upload_id": upload_id}},
     }
-
-
 
 
 def for_loyalty_upload(release: Any, customers: pd.DataFrame, placement: Any, received: int, skipped: int,
