@@ -235,7 +235,10 @@ def process_upload(data: bytes, filename: str | None, campaign: CampaignInputs, 
     if loaded is not None and loaded.kind == releases.TABLE:
         return _process_table_upload(data, campaign, prefs, services, loaded, started)
     table = read_customer_file(data, filename=filename, max_rows=settings.max_upload_rows)
-    release = services.models.current()
+    # the release this request started with, even if a swap lands while the file is read
+    release = loaded if loaded is not None else services.models.current()
+    if release.kind == releases.TABLE:  # the first load finished, with a learned-schema model, meanwhile
+        return _process_table_upload(data, campaign, prefs, services, release, started)
     placement = release.model.place(table.frame)
     placed_ms = (time.perf_counter() - started) * 1000
     used = int(len(table.frame))
