@@ -107,3 +107,25 @@ def test_loyalty_groups_through_the_generic_path_beat_capped_weights(rows, seed)
     new_ari = adjusted_rand_score(answers["true_group"], new.labels_)
     assert new_ari >= 0.6
     assert new_ari > adjusted_rand_score(answers["true_group"], old.labels_) + 0.3
+
+
+def test_persona_names_read_as_words_and_do_not_repeat_one_group_seen_through_two_columns():
+    """"No Phone Service · High Annual Income", not "Phone_Service no · Multiple Lines No phone service"."""
+    from portal.segmentation.table_personas import build_table_personas, readable
+
+    assert readable("Annual_Income(k$)") == "Annual Income" and readable("NumStorePurchases") == "Num Store Purchases"
+    rng = np.random.default_rng(1)
+    n = 400
+    labels = np.repeat([0, 1], n // 2)
+    no_phone = labels == 0
+    frame = pd.DataFrame({
+        "Phone_Service": np.where(no_phone, "No", "Yes"),
+        "Multiple Lines": np.where(no_phone, "No phone service", rng.choice(["Yes", "No"], n)),
+        "Annual_Income(k$)": np.where(no_phone, rng.normal(90, 5, n), rng.normal(40, 5, n)).round(1),
+    })
+    schema = infer_schema(frame)
+    personas, _ = build_table_personas(frame, schema, labels, SchemaColumns(schema).fit(frame))
+    assert personas[0]["name"] == "No Phone Service · High Annual Income"
+    assert personas[0]["summary"].startswith("200 customers (50% of the base), ")
+    assert "Annual_Income(k$) median" in personas[0]["summary"]  # the traits keep the file's own column names
+    assert any(t["trait"].startswith("Multiple Lines") for t in personas[0]["distinguishing_traits"])

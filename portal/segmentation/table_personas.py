@@ -198,6 +198,41 @@ def _voice(signals: dict[str, float], channel: str | None) -> tuple[str, list[st
     return tone, angles, value, life
 
 
+_UNITS = re.compile(r"\s*[\(\[][^\)\]]*[\)\]]")
+
+
+def readable(column: str) -> str:
+    """A column name as words for a persona's name: units in brackets dropped, underscores and camel case
+    split ("Annual_Income(k$)" → "Annual Income", "NumStorePurchases" → "Num Store Purchases")."""
+    text = re.sub(r"[_\-]+", " ", _UNITS.sub("", str(column)))
+    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
+    return re.sub(r"\s+", " ", text).strip() or str(column)
+
+
+def _name_part(trait: _Trait, role: Role) -> str:
+    """How one trait reads in a name: "High Annual Income", "No Phone Service", "Internet Service: DSL"."""
+    column = readable(trait.column)
+    if trait.value is None:  # a number, date or level: the label's direction word with the readable column
+        return f"{trait.label.split(' ', 1)[0]} {column}"
+    if role == Role.BOOLEAN:
+        return column if trait.value == "yes" else f"No {column}"
+    return f"{column}: {trait.value}"
+
+
+def _distinct(traits: list[_Trait]) -> list[_Trait]:
+    """Traits with a repeat left out: two categories held by exactly the same shares (in the segment and the
+    base) are one group of customers seen through two columns ("Phone Service no" and "Multiple Lines No
+    phone service")."""
+    kept: list[_Trait] = []
+    for trait in traits:
+        same = any(trait.base_share is not None and k.base_share is not None
+                   and abs(trait.share - k.share) < 0.005 and abs(trait.base_share - k.base_share) < 0.005
+                   for k in kept)
+        if not same:
+            kept.append(trait)
+    return kept
+
+
 def build_table_personas(frame: pd.DataFrame, schema: TableSchema, labels: np.ndarray,
                          columns: SchemaColumns) -> tuple[dict[int, dict], pd.DataFrame]:
     """Personas keyed by segment id and the profile table (one row per segment) for a learned schema."""
@@ -221,12 +256,14 @@ def build_table_personas(frame: pd.DataFrame, schema: TableSchema, labels: np.nd
         traits.sort(key=lambda t: t.effect, reverse=True)
         traits = traits[:TRAIT_LIMIT] if size >= MIN_CUSTOMERS else []
         tone, angles, value, life = _voice(_signals(typed, mask, schema), channel)
-        name = " · ".join(t.label for t in traits[:2]) or f"Segment {cluster_id}"
+        headline = _distinct(traits)[:2]
+        roles = {c.name: c.role for c in schema.features}
+        name = " · ".join(_name_part(t, roles[t.column]) for t in headline) or f"Segment {cluster_id}"
         used[name] = used.get(name, 0) + 1
         if used[name] > 1:
             name = f"{name} ({used[name]})"
-        described = "; ".join(t.text for t in traits[:2]) or "no column stands out from the whole table"
-        summary = (f"{size:,} {life}, {value} customers ({size / total:.0%} of the base): {described}.")
+        described = "; ".join(t.text for t in headline) or "no column stands out from the whole table"
+        summary = f"{size:,} customers ({size / total:.0%} of the base), {value} and {life}: {described}."
         personas[int(cluster_id)] = {
             "cluster_id": int(cluster_id), "name": name, "summary": summary, "size": size,
             "share": round(size / total, 4), "traits": {},
@@ -256,4 +293,4 @@ def _profile_columns(seg: pd.DataFrame, schema: TableSchema, size: int) -> dict[
     return out
 
 
-__all__ = ["MIN_CUSTOMERS", "TRAIT_LIMIT", "Whole", "build_table_personas", "column_traits", "whole_of"]
+__all__ = ["MIN_CUSTOMERS", "TRAIT_LIMIT", "Whole", "build_table_personas", "column_traits", "readable", "whole_of"]
