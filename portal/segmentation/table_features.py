@@ -47,11 +47,18 @@ SKEW_LIMIT = 1.0
 def read_numbers(values: pd.Series, role: Role, reference: pd.Timestamp | None,
                  order: list[str] | None = None, month_first: bool | None = None) -> tuple[pd.Series, pd.Series]:
     """One column as floats and the mask of cells that hold something unreadable (blanks are not)."""
-    text = values.astype("string").str.strip()
-    blank = text.isna() | (text == "")
     if role == Role.NUMERIC:
         out = numeric_values(values)
-    elif role == Role.DATE:
+        out[~np.isfinite(out) | (out.abs() > LARGEST_NUMBER)] = np.nan
+        unread = out.isna()
+        bad = pd.Series(False, index=values.index)
+        if unread.any():  # whether a cell was blank matters only where no number was read
+            text = stripped_text(values[unread])
+            bad[unread] = ~(text.isna() | (text == "")).to_numpy()
+        return out, bad
+    text = stripped_text(values)
+    blank = text.isna() | (text == "")
+    if role == Role.DATE:
         dates = parse_dates(values, text, month_first)
         out = (reference - dates).dt.days.astype(float) if reference is not None else \
             pd.Series(np.nan, index=values.index)
@@ -71,6 +78,16 @@ def read_numbers(values: pd.Series, role: Role, reference: pd.Timestamp | None,
 
 #: Larger magnitudes are unreadable: they would overflow the float32 features UMAP reads.
 LARGEST_NUMBER = 1e30
+
+
+def stripped_text(values: pd.Series) -> pd.Series:
+    """``values.astype("string").str.strip()``; a text column is stripped once per distinct value (an upload's
+    100k cells of a category column hold a handful)."""
+    if not isinstance(values.dtype, pd.StringDtype):
+        return values.astype("string").str.strip()
+    codes, uniques = pd.factorize(values)
+    stripped = pd.Series(uniques, dtype="string").str.strip().to_numpy(dtype=object)
+    return pd.Series(np.append(stripped, pd.NA)[codes], index=values.index, dtype="string")
 
 
 def level_ranks(order: list[str] | None) -> dict[str, float]:
@@ -111,7 +128,7 @@ class SchemaColumns(TransformerMixin, BaseEstimator):
         if column.role in NUMBER_ROLES:
             return read_numbers(values, column.role, self.reference_date_, column.values,
                                 self.month_first_.get(column.name))
-        text = values.astype("string").str.strip()
+        text = stripped_text(values)
         return (text.where(text.notna() & (text != ""), MISSING).astype(object),
                 pd.Series(False, index=values.index))
 
@@ -253,4 +270,4 @@ class TableFeatures(TransformerMixin, BaseEstimator):
 
 
 __all__ = ["FALSE_TEXT", "LARGEST_NUMBER", "MISSING", "NUMBER_ROLES", "TRUE_TEXT", "MemberProfile", "SchemaColumns",
-           "SkewTamer", "TableFeatures", "level_ranks", "read_numbers"]
+           "SkewTamer", "TableFeatures", "level_ranks", "read_numbers", "stripped_text"]
