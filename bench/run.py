@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.common import Context, Table
 
-SECTIONS = ("quality", "placement", "fit", "generation", "api", "hosts", "retrain", "schemas")
+SECTIONS = ("quality", "placement", "fit", "generation", "api", "hosts", "retrain", "schemas", "tables")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
