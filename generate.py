@@ -3,8 +3,9 @@ request → validation → ingestion → placement → persona → content → r
 
 It holds ``Services`` (what a process shares between requests), the smart form (``generate_promo``,
 ``generate_post``), the dataset upload (``process_upload``, ``segments_export``) and the read-only
-answers (``list_personas``, ``get_persona``, ``options``, ``health``). Each takes validated input and
-returns the JSON body, so routes stay a few lines and the same flows are usable from the CLI.
+answers (``list_personas``, ``get_persona``, ``persona_history``, ``options``, ``model_changes``,
+``health``). Each takes validated input and returns the JSON body, so routes stay a few lines and the
+same flows are usable from the CLI.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from portal.ingestion.reader import read_customer_file
 from portal.segmentation import releases
 from portal.segmentation.model import SegmentationModel
 from portal.segmentation.personas import GENERAL_AUDIENCE
+from portal.segmentation.segment_ids import segment_history
 from portal.segmentation.table_model import TableSegmentationModel
 from portal.serving.export import segments_workbook
 from portal.serving.live_model import LiveRelease, ModelHolder
@@ -131,20 +133,26 @@ def _table_audience_row(request: GeneratePromoRequest, release: LiveRelease) -> 
     """One row of the learned schema's feature columns from ``audience``; columns left out are blank, which
     the fitted imputers read as the training base's typical value (and are reported as assumed)."""
     schema = cast(TableSegmentationModel, release.model).schema
-    named = [name for name in ("location", "gender", "loyalty_tier", "date_joined") if getattr(request, name)]
-    if named:
-        raise ValidationFailed(f"The live model {release.version} was trained on a table of its own columns; "
-                               f"{', '.join(named)} describe the loyalty schema. Send audience: {{column: value}} "
-                               "with the columns GET /options lists, or choose a segment with cluster_id.")
     features = {header_key(c.name): c.name for c in schema.features}
+    seed_columns = {canonical: c.name for c in schema.features if (canonical := canonical_column(c.name))}
+    given = {column: getattr(request, field) for column, field in _LOYALTY_FIELDS.items()
+             if getattr(request, field) is not None}
+    named = [_LOYALTY_FIELDS[column] for column in given if column not in seed_columns]
+    if named:
+        raise ValidationFailed(f"The live model {release.version} was trained on a table without "
+                               f"{', '.join(named)}. Send audience: {{column: value}} with the columns GET /options "
+                               "lists, or choose a segment with cluster_id.",
+                               details={"allowed": list(features.values())})
     row: dict[str, Any] = {c.name: None for c in schema.features}
-    unknown = []
+    for seed_column, value in given.items():  # the seed's form fields, where the table has those columns
+        row[seed_columns[seed_column]] = value.isoformat() if hasattr(value, "isoformat") else value
+    unknown: list[str] = []
     for key, value in (request.audience or {}).items():
-        column = features.get(header_key(key))
-        if column is None:
+        target = features.get(header_key(key)) or seed_columns.get(canonical_column(key) or "")
+        if target is None:
             unknown.append(key)
         else:
-            row[column] = value
+            row[target] = value
     if unknown:
         raise ValidationFailed(f"audience: {', '.join(repr(k[:40]) for k in unknown[:5])} is not a column the live "
                                f"model reads; use {', '.join(list(features.values())[:30])} (GET /options).",
@@ -276,11 +284,8 @@ def _segments(cluster_ids: Any, confidence: Any, reassigned: Any, used: int, cam
 
 def _process_table_upload(data: bytes, campaign: CampaignInputs, prefs: ContentPreferences, services: Services,
                           release: LiveRelease, started: float) -> dict[str, Any]:
-    """``process_upload`` for a model trained on a learned schema: customers placed, segments as usual.
-
-    No retraining snapshot is written: retraining from learned-schema snapshots is not built yet, and the
-    loyalty snapshot's columns do not exist in such a table.
-    """
+    """``process_upload`` for a model trained on a learned schema: customers placed, segments as usual, and
+    the placed customers kept (feature columns and hashed id) in that schema's retraining snapshots."""
     assert isinstance(release.model, TableSegmentationModel)
     upload = read_upload(data, release.model, release.manifest, services.settings.max_upload_rows)
     placement = upload.placement
@@ -305,6 +310,9 @@ def _process_table_upload(data: bytes, campaign: CampaignInputs, prefs: ContentP
     services.uploads.save(upload_id, data, upload.file_format,
                           {**body, "kind": release.kind, "campaign": campaign.model_dump()},
                           upload.source_rows, upload.row_cluster_id, upload.row_confidence, upload.row_reassigned)
+    if upload.customer_rows is not None:
+        services.uploads.write_table_snapshot(upload_id, upload.customer_rows, release.model.schema,
+                                              release.model.features_.columns_.month_first_)
     log.info("upload %s: %d customers placed, %d rows skipped, %d segments", upload_id, upload.customers,
              upload.skipped_count, len(segments))
     return body
@@ -329,6 +337,26 @@ def get_persona(cluster_id: int, services: Services) -> dict[str, Any]:
     release = services.models.current()
     return {"status": "ok", "model_version": release.version, "persona": release.persona(cluster_id),
             "profile": release.profiles.get(cluster_id)}
+
+
+def persona_history(cluster_id: int, services: Services) -> dict[str, Any]:
+    """One segment id across the releases kept in PRODUCTION_MODELS_DIR (404 when none has it)."""
+    settings = services.settings
+    found = segment_history(settings.production_models_dir, settings.model_dir, cluster_id)
+    if not found:
+        raise NotFound(f"Segment {cluster_id} is in no release kept in PRODUCTION_MODELS_DIR (releases trained "
+                       "before stable segment ids are not counted). GET /personas lists the live segments.")
+    return {"status": "ok", "model_version": services.model_version(), "cluster_id": cluster_id, "releases": found}
+
+
+def model_changes(services: Services) -> dict[str, Any]:
+    """How the live release's segments continue the release it replaced: kept, new and vanished ids with
+    their overlap shares (``GET /model/changes``)."""
+    release = services.models.current()
+    ids = release.manifest.get("segment_ids") or {
+        "method": "none", "reason": "this release was trained before stable segment ids", "compared_with": None,
+        "segments": [], "vanished": []}
+    return {"status": "ok", "model_version": release.version, **ids}
 
 
 def _audience_fields(release: LiveRelease | None) -> list[dict[str, Any]]:

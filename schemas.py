@@ -520,6 +520,78 @@ class PersonaResponse(BaseModel):
     profile: dict[str, Any] | None
 
 
+class SegmentInRelease(BaseModel):
+    """One segment id in one release kept in PRODUCTION_MODELS_DIR."""
+
+    version: str
+    created_at: str | None
+    live: bool
+    kind: Literal["loyalty", "table"]
+    name: str | None
+    size: int | None
+    share: float | None
+    status: Literal["kept", "new"] | None = Field(
+        None, description="kept: it continues the segment of this id in the release before; new: it started here.")
+    note: str | None = Field(None, description="e.g. 'split from segment 2', 'kept; merged with segment 4'.")
+    top_traits: list[str]
+
+
+class PersonaHistoryResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    model_version: str | None
+    cluster_id: int
+    releases: list[SegmentInRelease] = Field(description="Oldest first; only releases that have this segment.")
+
+
+class Overlap(BaseModel):
+    id: int
+    share: float
+
+
+class SegmentChange(BaseModel):
+    """A segment of the live release and the segments of the release before it that its customers were in."""
+
+    model_config = ConfigDict(extra="allow")
+    id: int
+    status: Literal["kept", "new"]
+    previous_id: int | None
+    name: str | None = None
+    name_kept: bool | None = Field(None, description="false: the traits changed beyond the bound, so it was renamed.")
+    previous_name: str | None = None
+    share_of_segment: float | None = Field(None, description="Share of this segment that was in previous_id.")
+    share_of_previous: float | None = Field(None, description="Share of previous_id that is in this segment.")
+    from_: list[Overlap] = Field(alias="from", description="Previous segments its customers were in, by share.")
+    note: str
+
+
+class VanishedSegment(BaseModel):
+    id: int
+    went_to: list[Overlap] = Field(description="Live segments its customers are in now, by share.")
+    note: str
+
+
+class ModelChangesResponse(BaseModel):
+    """How the live release's segment ids continue those of the release it replaced."""
+
+    status: Literal["ok"] = "ok"
+    model_version: str
+    method: Literal["placement", "none"] = Field(
+        description="placement: the new training customers were placed with the release before and their segments "
+                    "compared; none: nothing to compare with (see reason).")
+    reason: str = ""
+    compared_with: str | None
+    rows_compared: int = 0
+    customers_kept_share: float | None = Field(None, description="Share of compared customers keeping their id.")
+    match_share: float | None = Field(None, description="A segment kept its id when each held more than this share "
+                                                        "of the other's customers.")
+    trait_overlap: float | None = Field(None, description="A kept segment kept its name while this share of its "
+                                                          "distinguishing traits remained.")
+    next_id: int | None = None
+    counts: dict[str, int] = Field(default_factory=dict, description="kept, new and vanished segments.")
+    segments: list[SegmentChange]
+    vanished: list[VanishedSegment]
+
+
 class AudienceField(BaseModel):
     name: str = Field(description="A key for `audience` on POST /generate-promo.")
     type: str = Field(description="numeric, date, boolean, categorical, ordinal or high_cardinality")

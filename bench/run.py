@@ -20,7 +20,8 @@ from pathlib import Path
 
 from bench.common import Context, Table
 
-SECTIONS = ("quality", "placement", "fit", "generation", "api", "hosts", "retrain", "schemas", "tables")
+SECTIONS = ("quality", "placement", "fit", "generation", "api", "hosts", "retrain", "schemas", "segment_ids",
+            "tables")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -34,6 +34,7 @@ def register_cli(app: Flask) -> None:
         retrain)."""
         from portal.errors import ServiceUnavailable
         from portal.segmentation.table_training import train_any_release
+        from retraining.snapshots import write_training_snapshot
         from retraining.status import retrain_state
 
         settings = _services(app).settings
@@ -49,22 +50,26 @@ def register_cli(app: Flask) -> None:
         try:
             try:
                 overrides = dict(_column_override(r) for r in roles)
-                staging, manifest, _ = train_any_release(files, settings.production_models_dir, overrides, exclude,
+                staging, manifest, rows = train_any_release(files, settings.production_models_dir, overrides, exclude,
                                                          progress=lambda m: click.echo(f"  • {m}"),
-                                                         measure_stability=not no_stability)
+                                                         measure_stability=not no_stability,
+                                                         live=releases.live_release_dir(settings.model_dir))
             except TrainingError as exc:  # the file cannot be used: one line, exit 1, nothing changed
                 raise click.ClickException(f"{exc} (the live model is unchanged)") from None
             if not lock.still_held():
                 raise click.ClickException("The run lock was lost while training (Redis unreachable for longer "
                                            "than RETRAIN_LEASE_S); nothing was published.")
             final = releases.publish_release(staging, settings.production_models_dir, manifest["version"])
+            write_training_snapshot(settings, manifest, rows, files)
             if not no_publish:
                 releases.set_live(settings.model_dir, final)
         finally:
             lock.release()
         click.echo(json.dumps({"version": manifest["version"], "kind": releases.kind_of(manifest), "path": str(final),
                                "live": not no_publish, "training_rows": manifest["training_rows"],
-                               "metrics": manifest["metrics"], "fit_seconds": manifest["fit_seconds"]}, indent=2))
+                               "metrics": manifest["metrics"], "fit_seconds": manifest["fit_seconds"],
+                               "segment_ids": {k: v for k, v in manifest["segment_ids"].items()
+                                               if k not in ("segments", "vanished")}}, indent=2))
 
     @app.cli.command("schema")
     @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -139,8 +144,10 @@ def register_cli(app: Flask) -> None:
 
 
 def _column_override(text: str) -> tuple[str, str]:
-    """'COLUMN=ROLE' → (column, role); the column name may itself contain '='."""
-    column, sep, role = text.rpartition("=")
-    if not sep or not column or not role:
-        raise click.BadParameter(f"{text!r}: write it as COLUMN=ROLE, e.g. --role 'Zip Code=excluded'")
-    return column, role
+    """'COLUMN=ROLE' → (column, role), or a usage error saying how to write it."""
+    from portal.ingestion.roles import parse_role_override
+
+    try:
+        return parse_role_override(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{exc} (--role)") from None

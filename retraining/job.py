@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from portal.errors import Conflict, NotFound, PortalError, ReleaseError, ServiceUnavailable, TrainingError
+from portal.ingestion.roles import parse_role_override
 from portal.segmentation import releases
 from portal.settings import Settings, load_settings
+from retraining import snapshots
 from retraining.status import (
     FAILED,
     REJECTED,
@@ -37,7 +39,6 @@ from retraining.status import (
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
-SUPPORTED = (".xlsx", ".xls", ".csv")
 MIN_SEGMENTS = 2
 
 
@@ -59,6 +60,8 @@ class RetrainReport:
     peak_memory_mb: float | None = None
     #: a train job (POST /admin/train) rather than the quarterly retraining on the snapshots
     job_id: str | None = None
+    #: how the new release's segments map to the live one's (the manifest's ``segment_ids``)
+    segment_ids: dict[str, Any] | None = None
 
     def summary(self) -> str:
         m = self.metrics
@@ -68,35 +71,18 @@ class RetrainReport:
                 f"  rows read {self.rows_read}, used {self.rows_used}, from {len(self.sources)} file(s)\n"
                 f"  segments {m.get('clusters')}, noise {m.get('noise_share')}, DBCV {m.get('dbcv')}, "
                 f"silhouette {m.get('silhouette')}, agreement with previous (ARI) {m.get('agreement_ari')}\n"
+                f"  {_segment_ids_line(self.segment_ids)}\n"
                 f"  timings {self.timings_s}")
 
 
-def snapshot_files(settings: Settings) -> list[Path]:
-    """Bundled training data first, then every snapshot oldest → newest (later wins on duplicates)."""
-    files = [settings.sample_data_path] if settings.sample_data_path.is_file() else []
-    base = settings.base_data_dir
-    if base.is_dir():
-        found = [p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED
-                 and not p.name.startswith(".")]
-        files += sorted(found, key=lambda p: (str(p.parent.relative_to(base)), p.stat().st_mtime, p.name))
-    return files
-
-
-def snapshot_key(settings: Settings):
-    """De-duplication key: snapshots already carry the salted hash; other files' raw ids are hashed alike."""
-    import pandas as pd
-
-    from portal.serving.upload_store import hash_customer_ids
-
-    base = settings.base_data_dir.resolve()
-    salt = settings.snapshot_salt.get_secret_value()
-
-    def key(path: Path, ids: pd.Series) -> pd.Series:
-        if base in path.resolve().parents:
-            return ids
-        return hash_customer_ids(ids, salt)
-
-    return key
+def _segment_ids_line(ids: dict[str, Any] | None) -> str:
+    """One line of the report on what happened to the segment ids."""
+    if not ids:
+        return "segment ids -"
+    kept, counts = ids.get("customers_kept_share"), ids.get("counts", {})
+    return (f"segment ids against {ids.get('compared_with') or '- (' + str(ids.get('reason')) + ')'}: "
+            f"{counts.get('kept')} kept, {counts.get('new')} new, {counts.get('vanished')} vanished"
+            + (f", {kept:.1%} of customers keep their id" if kept is not None else ""))
 
 
 def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, report: RetrainReport,
@@ -133,6 +119,24 @@ def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, repor
     return None
 
 
+def _refit_table_lineage(files: list[Path], live_manifest: dict[str, Any], settings: Settings,
+                         progress: Progress, live: Path | None) -> tuple[Path, dict[str, Any], Any]:
+    """Fit the live learned schema again on every snapshot of its lineage (its training rows and uploads)."""
+    from portal.ingestion.roles import TableSchema
+    from portal.segmentation.table_training import TableData, fit_table_release
+
+    schema = snapshots.schema_of(live_manifest)
+    frame, rows, dropped = snapshots.read_table_snapshots(files, schema)
+    progress(f"read {len(files)} snapshot(s) of the live schema: {rows:,} rows, {dropped:,} repeated customers")
+    order_schema = live_manifest.get("order_schema")
+    data = TableData(frame, schema, rows, dropped, str(snapshots.lineage_dir(settings.base_data_dir, schema)),
+                     TableSchema.model_validate(order_schema) if order_schema else None, None,
+                     live_manifest.get("rolled_up"), [p.name for p in files])
+    staging, manifest, _ = fit_table_release(data, settings.production_models_dir, progress=progress,
+                                             measure_stability=False, live=live)
+    return staging, manifest, frame
+
+
 def _write_status(state: LocalState, status: dict[str, Any]) -> None:
     """Progress updates must not fail the run: a Redis blip only delays what /admin/retrain/status shows."""
     try:
@@ -149,9 +153,15 @@ class TrainJob:
     job_id: str
     data: Path
     publish: bool = True
+    #: column role overrides and left-out columns, as ``flask train --role/--exclude`` takes them
+    roles: tuple[tuple[str, str], ...] = ()
+    exclude: tuple[str, ...] = ()
 
     def child_args(self) -> list[str]:
-        return ["--job", self.job_id, "--data", str(self.data), *([] if self.publish else ["--stage-only"])]
+        overrides = [arg for column, role in self.roles for arg in ("--role", f"{column}={role}")]
+        overrides += [arg for column in self.exclude for arg in ("--exclude", column)]
+        return ["--job", self.job_id, "--data", str(self.data), *([] if self.publish else ["--stage-only"]),
+                *overrides]
 
 
 def train_jobs_dir(settings: Settings) -> Path:
@@ -185,19 +195,26 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             say(f"removed {removed} stale temporary folder(s) from an interrupted run")
         current = releases.live_release_dir(settings.model_dir)
         report.previous_version = current.name if current else None
-        live_kind = releases.kind_of(releases.read_manifest(current)) if current is not None else None
-        if job is None and live_kind not in (None, releases.LOYALTY):
-            report.state = REJECTED
-            report.reason = (f"kept {report.previous_version}: it was trained on a table of its own columns, and "
-                             "retraining from upload snapshots covers the loyalty schema only; retrain it on your "
-                             "file with `flask --app app train --data FILE` or POST /admin/train")
-            return report
+        live_manifest = releases.read_manifest(current) if current is not None else None
+        table_lineage = job is None and live_manifest is not None and \
+            releases.kind_of(live_manifest) == releases.TABLE
+        if table_lineage:
+            assert live_manifest is not None
+            files = snapshots.table_files(settings, snapshots.schema_of(live_manifest))
+            if not files:
+                report.state = REJECTED
+                report.reason = (f"kept {report.previous_version}: no snapshots of its schema in "
+                                 f"{snapshots.lineage_dir(settings.base_data_dir, snapshots.schema_of(live_manifest))} "
+                                 "(releases trained before snapshots were kept); train it once more on your file "
+                                 "with `flask --app app train --data FILE` or POST /admin/train")
+                return report
+        else:
+            files = [job.data] if job else snapshots.loyalty_files(settings, live_manifest)
         _write_status(state, {"state": RUNNING, "pid": os.getpid(), "report": asdict(report)})
 
         from portal.segmentation.table_training import train_any_release
         from portal.segmentation.training import train_release
 
-        files = [job.data] if job else snapshot_files(settings)
         report.sources = [str(p) for p in files]
         started = time.perf_counter()
 
@@ -206,16 +223,21 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             _write_status(state, {"state": RUNNING, "pid": os.getpid(), "stage": message, "report": asdict(report)})
 
         if job:  # the loyalty model or a model of the file's own columns, as `flask train` chooses
-            staging, manifest, customers = train_any_release(files, settings.production_models_dir, progress=stage,
-                                                             measure_stability=False)
+            staging, manifest, customers = train_any_release(files, settings.production_models_dir, dict(job.roles),
+                                                             job.exclude, progress=stage, measure_stability=False,
+                                                             live=current)
+        elif table_lineage:  # the live learned schema refitted on its snapshots, roles kept as they are
+            assert live_manifest is not None
+            staging, manifest, customers = _refit_table_lineage(files, live_manifest, settings, stage, current)
         else:
             staging, manifest, data = train_release(files, settings.production_models_dir, progress=stage,
-                                                    customer_key=snapshot_key(settings))
+                                                    customer_key=snapshots.customer_key(settings), live=current)
             customers = data.customers
         report.timings_s["fit"] = round(time.perf_counter() - started, 2)
         report.version, report.rows_read = manifest["version"], manifest["rows_read"]
         report.rows_used = manifest["training_rows"]
         report.metrics = dict(manifest["metrics"])
+        report.segment_ids = manifest.get("segment_ids")
         started = time.perf_counter()
         stage("validating the new release")
         rejection = _validate(staging, manifest, settings, report, customers)
@@ -229,6 +251,8 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
                                 "the run stalled); the new release was not published")
         final = releases.publish_release(staging, settings.production_models_dir, manifest["version"])
         staging = None
+        if job:
+            snapshots.write_training_snapshot(settings, manifest, customers, files)
         if job and not job.publish:
             report.state, report.reason = SUCCEEDED, (f"{final.name} is staged, not live; make it live with "
                                                       f"POST /admin/model/rollback {{\"version\": \"{final.name}\"}}")
@@ -291,11 +315,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--job", help="train job id (POST /admin/train)")
     parser.add_argument("--data", type=Path, help="the train job's customer file")
     parser.add_argument("--stage-only", action="store_true", help="publish the release without making it live")
+    parser.add_argument("--role", action="append", default=[], metavar="COLUMN=ROLE", help="a column role override")
+    parser.add_argument("--exclude", action="append", default=[], metavar="COLUMN", help="a column to leave out")
     args = parser.parse_args(argv)
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s retrain %(message)s")
     lock = retrain_state(settings).adopt_run_lock(fd=args.lock_fd, token=args.lease_token)
-    job = TrainJob(args.job, args.data, publish=not args.stage_only) if args.job and args.data else None
+    job = TrainJob(args.job, args.data, publish=not args.stage_only,
+                   roles=tuple(parse_role_override(r) for r in args.role),
+                   exclude=tuple(args.exclude)) if args.job and args.data else None
     report = run_retraining(settings, lock=lock, job=job)
     sys.exit(0 if report.state in (SUCCEEDED, REJECTED) else 1)
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from portal.errors import NotFound, ValidationFailed
 from portal.ingestion.formats import sniff_format
+from portal.ingestion.roles import infer_schema, parse_role_override
+from portal.ingestion.tables import read_table
 from portal.serving.upload_store import UploadStore
 from portal.settings import Settings
 from retraining.job import TrainJob, train_jobs_dir
@@ -24,8 +26,25 @@ from retraining.status import RUNNING, retrain_state
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
+def check_overrides(data: bytes, roles: list[str], exclude: list[str]) -> tuple[tuple[tuple[str, str], ...],
+                                                                               tuple[str, ...]]:
+    """Role overrides and left-out columns parsed and checked against the file's columns before any job
+    starts, so a typo is a 422 naming it rather than a rejected run."""
+    try:
+        parsed = tuple(parse_role_override(r) for r in roles)
+    except ValueError as exc:
+        raise ValidationFailed(f"role {exc}.", details=[{"field": "role", "problem": str(exc)}]) from None
+    if parsed or exclude:
+        try:
+            infer_schema(read_table(data).frame, dict(parsed), tuple(exclude))
+        except ValueError as exc:
+            raise ValidationFailed(f"{exc}.", details=[{"field": "role/exclude", "problem": str(exc)}]) from None
+    return parsed, tuple(exclude)
+
+
 def start_train_job(settings: Settings, uploads: UploadStore, data: bytes | None, upload_id: str | None,
-                    publish: bool) -> dict[str, Any]:
+                    publish: bool, roles: list[str] | None = None,
+                    exclude: list[str] | None = None) -> dict[str, Any]:
     """Keep the customer file, start the child; 409 when a run is in progress, 422 for a bad request."""
     if (data is None) == (upload_id is None):
         raise ValidationFailed("Send either a customer file (multipart field 'file') or the upload_id of an "
@@ -37,17 +56,20 @@ def start_train_job(settings: Settings, uploads: UploadStore, data: bytes | None
     else:
         assert data is not None
         file_format = sniff_format(data)  # a 4xx saying what to do, before any job exists
+    overrides, left_out = check_overrides(data, roles or [], exclude or [])
     job_id = uuid.uuid4().hex
     folder = train_jobs_dir(settings) / job_id
     folder.mkdir(parents=True)
     path = folder / f"customers.{file_format}"
     path.write_bytes(data)
     try:
-        pid = launch_retraining(settings, job=TrainJob(job_id, path, publish=publish))
+        pid = launch_retraining(settings, job=TrainJob(job_id, path, publish=publish, roles=overrides,
+                                                      exclude=left_out))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return {"job_id": job_id, "state": RUNNING, "pid": pid, "publish": publish,
+            "roles": dict(overrides), "exclude": list(left_out),
             "status_url": f"/admin/train/{job_id}"}
 
 

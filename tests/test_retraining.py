@@ -19,7 +19,8 @@ import pytest
 from portal.segmentation import releases
 from portal.settings import PROJECT_ROOT, Settings, load_settings
 from retraining import scheduler as retrain_scheduler
-from retraining.job import run_retraining, snapshot_files
+from retraining.job import run_retraining
+from retraining.snapshots import loyalty_files
 from retraining.status import FAILED, REJECTED, RUNNING, SUCCEEDED, read_status, run_lock, write_status
 from tests.conftest import make_settings_overrides
 from tests.helpers import wait_for
@@ -253,7 +254,9 @@ def test_a_rejected_model_keeps_the_old_one_and_the_report_says_why(workspace, t
     from retraining import job
 
     monkeypatch.setattr(job, "MIN_SEGMENTS", 1000)  # a gate no real fit passes, whatever the features
-    settings = _settings(workspace, sample_data_path=_shapeless_customers(tmp_path / "shapeless.csv"))
+    (workspace["base_data"] / "2026-01-01").mkdir()
+    _shapeless_customers(workspace["base_data"] / "2026-01-01" / "shapeless.csv")  # the live model's lineage
+    settings = _settings(workspace)
     production = workspace["production_models"]
     old_live = releases.live_release_dir(workspace["model"])
     releases_before = sorted(p.name for p in production.iterdir() if p.name != ".retrain")
@@ -271,6 +274,23 @@ def test_a_rejected_model_keeps_the_old_one_and_the_report_says_why(workspace, t
     assert json.loads(saved[-1].read_text())["state"] == REJECTED
     assert "retrain rejected" in saved[-1].with_suffix(".txt").read_text()
     assert read_status(production)["state"] == REJECTED
+
+
+@pytest.mark.slow
+def test_a_retrain_keeps_the_segment_ids_and_reports_the_mapping(workspace, training_file) -> None:
+    settings = _settings(workspace, sample_data_path=training_file)
+    old_live = releases.live_release_dir(workspace["model"])
+    old_ids = {int(k) for k in json.loads((old_live / "cluster_personas.json").read_text())}
+
+    report = run_retraining(settings)
+
+    assert report.state == SUCCEEDED, report.reason
+    new_live = releases.live_release_dir(workspace["model"])
+    assert report.segment_ids == releases.read_manifest(new_live)["segment_ids"]
+    assert report.segment_ids["compared_with"] == old_live.name
+    assert {s["id"] for s in report.segment_ids["segments"] if s["status"] == "kept"} == old_ids
+    assert report.segment_ids["customers_kept_share"] >= 0.95
+    assert f"segment ids against {old_live.name}: {len(old_ids)} kept, 0 new, 0 vanished" in report.summary()
 
 
 def test_snapshots_are_read_and_deduplicated_latest_wins(workspace, training_file) -> None:
@@ -291,7 +311,7 @@ def test_snapshots_are_read_and_deduplicated_latest_wins(workspace, training_fil
     os.utime(older, (1_700_000_000, 1_700_000_000))
     (workspace["base_data"] / "notes.txt").write_text("not a snapshot")
 
-    files = snapshot_files(settings)
+    files = loyalty_files(settings)
     assert files == [training_file, older, newer]
     data = collect_training_data(files)
     hashed = data.customers[data.customers[CUSTOMER_ID] == hash_customer_ids(pd.Series(["C-1"]), "salt").iloc[0]]
@@ -299,6 +319,36 @@ def test_snapshots_are_read_and_deduplicated_latest_wins(workspace, training_fil
     assert (data.customers[CUSTOMER_ID] == "C-1").sum() == 0  # snapshots never hold raw ids
     assert data.rows_read == 1500 + 6
     assert len(data.customers) == 1500 + 2 + 2  # C-1 and C-2 once each, both rows without an id kept
+
+
+def test_a_company_model_retrains_on_its_own_customers_and_not_on_the_bundled_sample(workspace, runner,
+                                                                                      tmp_path) -> None:
+    """`flask train` on a company file keeps its customers (hashed) for retraining; from then on the bundled
+    synthetic sample is no longer part of the training data."""
+    from portal.segmentation.sample_data import write_sample
+    from retraining.snapshots import hash_customer_ids
+    from schemas import CUSTOMER_ID, FEATURE_COLUMNS
+
+    settings = runner.app.extensions["portal"].settings
+    assert settings.sample_data_path.is_file()
+    sample_born = {"sources": [settings.sample_data_path.name]}
+    assert loyalty_files(settings, sample_born) == [settings.sample_data_path]
+
+    company = write_sample(tmp_path / "company.xlsx", rows=900, seed=5)
+    result = runner.invoke(args=["train", "--data", str(company)])
+    assert result.exit_code == 0, result.output
+    live = releases.read_manifest(releases.live_release_dir(workspace["model"]))
+    (kept,) = workspace["base_data"].glob(f"*/training-{live['version']}.csv")
+    assert loyalty_files(settings, live) == [kept]
+    rows = pd.read_csv(kept, dtype=str)
+    assert list(rows.columns) == [CUSTOMER_ID, *FEATURE_COLUMNS] and len(rows) == live["training_rows"]
+    raw = pd.read_excel(company, dtype=str)[CUSTOMER_ID]
+    assert set(rows[CUSTOMER_ID]) == set(hash_customer_ids(raw, settings.snapshot_salt.get_secret_value()))
+
+    report = run_retraining(settings)
+    assert report.state == SUCCEEDED, report.reason
+    assert report.sources == [str(kept)]
+    assert report.rows_used == live["training_rows"]
 
 
 def test_settings_reach_the_child_process_unchanged(workspace, monkeypatch, tmp_path) -> None:

@@ -156,7 +156,8 @@ def test_features_per_role():
 
 def test_no_block_drowns_the_rest():
     """Every block spreads rows at most as much as one standardised number: a 40-category one-hot stays under
-    it, and a member profile over six numbers its category determines is weighted down to it."""
+    it, and a member profile over six numbers its category determines is weighted down to it (the cap alone:
+    mean profile, dependence factor off; the default weighting stays under it too)."""
     rng = np.random.default_rng(1)
     town = rng.integers(0, 10, 400)
     frame = _feature_frame().drop(columns=["Contact"]).assign(Town=[f"Town {t}" for t in rng.integers(0, 40, 300)])
@@ -165,11 +166,12 @@ def test_no_block_drowns_the_rest():
         frame[f"Score {i}"] = town + rng.normal(0, 0.05, 400)
     frame["Area"] = [f"Area {t}" for t in town]
     schema = infer_schema(frame, roles={"Town": "categorical", "Area": "high_cardinality"})
-    features = TableFeatures(schema).fit(frame)
-    X = features.transform(frame)
-    for name, piece in features.encoder_.output_indices_.items():
-        if piece.stop > piece.start:
-            assert 2 * X[:, piece].var(axis=0).sum() <= 2.0 + 1e-6, name
+    for features in (TableFeatures(schema).fit(frame),
+                     TableFeatures(schema, profile="mean", profile_budget=0, dependence_floor=1.0).fit(frame)):
+        X = features.transform(frame)
+        for name, piece in features.encoder_.output_indices_.items():
+            if piece.stop > piece.start:
+                assert 2 * X[:, piece].var(axis=0).sum() <= 2.0 + 1e-6, name
     spread = features.block_spread_["Area"]
     assert spread > 4 and features.weights_["Area"] == pytest.approx(np.sqrt(2.0 / spread), rel=1e-3)
     assert features.weights_["Age"] == 1.0
@@ -180,7 +182,7 @@ def test_no_block_drowns_the_rest():
 def test_release_records_kind_schema_weights_and_gates(retail_release):
     release, manifest = retail_release
     assert releases.verify_release(release)["kind"] == "table"
-    assert manifest["environment"]["model_format"] == str(releases.MODEL_FORMAT) == "8"
+    assert manifest["environment"]["model_format"] == str(releases.MODEL_FORMAT) == "9"
     roles = {c["name"]: (c["role"], c["reason"]) for c in manifest["schema"]["columns"]}
     assert roles["Contact"][0] == "personal" and "email" in roles["Contact"][1]
     assert roles["Membership"][0] == "ordinal" and roles["Signup Date"][0] == "date"
@@ -262,6 +264,44 @@ def test_too_few_rows_says_how_many(retail_file):
         TableSegmentationModel(infer_schema(frame)).fit(frame)
 
 
+def test_a_retrain_with_new_customers_and_another_seed_keeps_every_segment_id_and_name(retail_release, retail_file,
+                                                                                       tmp_path):
+    from portal.segmentation.table_training import train_table_release
+    from portal.serving.live_model import load_release
+
+    release, _ = retail_release
+    more = _retail_with_pii(RETAIL_ROWS // 5, 8).assign(**{"Customer ID": lambda f: [f"NEW-{i}" for i in f.index]})
+    grown = _write(pd.concat([pd.read_csv(retail_file), more], ignore_index=True), tmp_path / "grown.csv")
+
+    staging, manifest, _ = train_table_release(grown, tmp_path / "models", params=TableParams(random_state=3),
+                                               measure_stability=False, live=release)
+
+    lineage = manifest["segment_ids"]
+    before = json.loads((release / "cluster_personas.json").read_text())
+    after = json.loads((staging / "cluster_personas.json").read_text())
+    assert lineage["compared_with"] == release.name and lineage["vanished"] == []
+    assert {k: p["name"] for k, p in after.items() if k in before} == {k: p["name"] for k, p in before.items()}
+    frame = pd.read_csv(retail_file)
+    same = load_release(release, warm_up=False).model.place(frame).cluster_id == \
+        load_release(staging, warm_up=False).model.place(frame).cluster_id
+    assert same.mean() >= 0.95
+
+
+def test_a_table_release_replacing_a_loyalty_one_gets_new_ids_above_the_live_ones(retail_file, trained_release,
+                                                                                  tmp_path):
+    from portal.segmentation.table_training import train_table_release
+
+    live_ids = [int(k) for k in json.loads((trained_release / "cluster_personas.json").read_text())]
+
+    staging, manifest, _ = train_table_release(retail_file, tmp_path / "models", measure_stability=False,
+                                               live=trained_release)
+
+    lineage = manifest["segment_ids"]
+    assert lineage["method"] == "none" and "reads another schema" in lineage["reason"]
+    ids = [int(k) for k in json.loads((staging / "cluster_personas.json").read_text())]
+    assert min(ids) > max(live_ids) and {s["status"] for s in lineage["segments"]} == {"new"}
+
+
 def test_personas_name_the_files_columns_and_hide_small_categories(retail_release):
     release, manifest = retail_release
     personas = json.loads((release / "cluster_personas.json").read_text())
@@ -288,7 +328,10 @@ def test_upload_of_the_training_table(table_app, retail_file):
     assert 2 <= len(body["segments"]) <= 12 and "rolled_up" not in body
     assert sum(s["size"] for s in body["segments"]) == RETAIL_ROWS
     assert all(s["content"] and s["persona"]["name"] for s in body["segments"])
-    assert not list(folders["base_data"].rglob("*.csv"))  # no loyalty snapshot of a learned schema
+    (snapshot,) = folders["base_data"].rglob("*.csv")  # in the schema's own lineage, not the loyalty one
+    assert snapshot.parent.parent.parent == folders["base_data"] / "tables"
+    kept = pd.read_csv(snapshot, dtype=str)
+    assert len(kept) == RETAIL_ROWS and "Contact" not in kept and MARKER not in snapshot.read_text().lower()
 
     export = client.get(f"/uploads/{body['upload_id']}/segments.xlsx")
     assert export.status_code == 200
@@ -333,6 +376,44 @@ def test_audience_fields_on_a_learned_schema_are_refused_with_the_fix(table_app)
     response = app.test_client().post("/generate-promo", json={**CAMPAIGN, "location": "Tampines"})
     assert response.status_code == 422 and "cluster_id" in response.get_json()["error"]["message"]
     assert app.test_client().get("/personas").status_code == 200
+
+
+@pytest.fixture(scope="session")
+def seed_named_release(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """A learned-schema release of a table that uses the seed's column names (plus a spend column)."""
+    from portal.segmentation.sample_data import generate_customers
+    from portal.segmentation.table_training import train_table_release
+
+    frame, _ = generate_customers(rows=600, seed=4)
+    frame["Annual Spend"] = np.random.default_rng(4).lognormal(6, 0.5, len(frame)).round(2)
+    path = _write(frame, tmp_path_factory.mktemp("seed_named") / "members.csv")
+    production = tmp_path_factory.mktemp("seed_named_models")
+    staging, manifest, _ = train_table_release(path, production, measure_stability=False)
+    return releases.publish_release(staging, production, manifest["version"]), frame
+
+
+def test_the_seed_header_aliases_and_form_fields_work_on_a_learned_schema_with_those_columns(seed_named_release,
+                                                                                           tmp_path):
+    release, frame = seed_named_release
+    app, _ = _app_on(release, tmp_path)
+    client = app.test_client()
+    try:
+        spelled = frame.rename(columns={"Date Joined": "Join Date", "Location": "Planning Area",
+                                        "Loyalty Tier": "Membership Level", "Gender": "Sex"})
+        body = upload(client, spelled.to_csv(index=False, date_format="%Y-%m-%d").encode()).get_json()
+        assert body["status"] == "ok" and body["rows"]["used"] == len(frame), body
+        assert body["file"]["columns"]["Join Date"] == "Date Joined"
+
+        form = client.post("/generate-promo", json={**CAMPAIGN, "location": "Bedok", "loyalty_tier": "gold",
+                                                     "date_joined": "2021-03-01"})
+        answer = form.get_json()
+        assert form.status_code == 200 and answer["persona_source"] == "audience", answer
+        assert set(answer["audience_assumed"]) == {"Gender", "Annual Spend"}
+        spelled_form = client.post("/generate-promo", json={**CAMPAIGN, "audience": {"join date": "2021-03-01",
+                                                                                     "area": "Bedok"}})
+        assert spelled_form.status_code == 200 and "Date Joined" not in spelled_form.get_json()["audience_assumed"]
+    finally:
+        app.extensions["portal"].content.close()
 
 
 def test_order_export_is_rolled_up_in_training_and_upload(orders_release, orders_file, tmp_path):
@@ -410,14 +491,58 @@ def test_get_model_lists_each_column_role_and_reason(table_app, client):
     assert loyalty["kind"] == "loyalty" and {c["column"] for c in loyalty["columns"]} >= {"Location", "Gender"}
 
 
-def test_retraining_keeps_a_learned_schema_model(table_app):
+def test_retraining_without_snapshots_of_the_live_schema_keeps_it_and_says_how_to_train(table_app):
     from retraining.job import run_retraining
 
     app, folders = table_app
     before = releases.live_release_dir(folders["model"])
     report = run_retraining(app.extensions["portal"].settings)
-    assert report.state == "rejected" and "flask --app app train" in report.reason
+    assert report.state == "rejected" and "no snapshots of its schema" in report.reason
+    assert "flask --app app train" in report.reason
     assert releases.live_release_dir(folders["model"]) == before
+
+
+def test_a_learned_schema_model_retrains_on_its_own_snapshots(runner, app, workspace, orders_file):
+    """Training keeps its customers (hashed id and feature columns only), uploads add theirs, and the
+    quarterly retrain refits the live schema on both: same roles, order exports still rolled up."""
+    from retraining.job import run_retraining
+    from retraining.snapshots import lineage_dir, schema_of
+
+    result = runner.invoke(args=["train", "--data", str(orders_file), "--no-stability"])
+    assert result.exit_code == 0, result.output
+    first = releases.read_manifest(releases.live_release_dir(workspace["model"]))
+    schema = schema_of(first)
+    lineage = lineage_dir(workspace["base_data"], schema)
+    (training,) = lineage.rglob("training-*.csv")
+    kept = pd.read_csv(training, dtype=str)
+    assert list(kept.columns) == [schema.identifier, *[c.name for c in schema.features]]
+    assert len(kept) == first["training_rows"]
+    assert not set(pd.read_csv(orders_file, dtype=str)["Customer ID"]) & set(kept[schema.identifier])
+
+    more, _ = generate_orders(200, seed=9, max_orders=8)
+    more["Customer ID"] = "NEW-" + more["Customer ID"].astype(str)
+    newcomers = more["Customer ID"].nunique()
+    app.extensions["portal"].models.reload_if_changed()
+    client = app.test_client()
+    assert upload(client, more.to_csv(index=False).encode(), "orders.csv").status_code == 200
+    (from_upload,) = lineage.rglob("upload-*.csv")
+    assert "NEW-" not in from_upload.read_text()
+    assert not list(workspace["base_data"].glob("*/upload-*.csv"))  # nothing in the loyalty snapshots
+
+    report = run_retraining(app.extensions["portal"].settings)
+    assert report.state == "succeeded", report.reason
+    second = releases.read_manifest(releases.live_release_dir(workspace["model"]))
+    assert second["version"] != first["version"] and second["kind"] == "table"
+    assert schema_of(second) == schema
+    assert second["training_rows"] == first["training_rows"] + newcomers
+    assert second["sources"] == [training.name, from_upload.name]
+    assert second["rolled_up"]["id_column"] == first["rolled_up"]["id_column"]
+    assert second["segment_ids"]["method"] == "placement"  # its segments matched to the live schema's
+    assert second["segment_ids"]["compared_with"] == first["version"]
+    assert app.extensions["portal"].models.reload_if_changed()
+    again = upload(client, more.to_csv(index=False).encode(), "orders.csv")
+    assert again.status_code == 200 and again.get_json()["rolled_up"]["customers"] == newcomers
+    assert again.get_json()["model_version"] == second["version"]
 
 
 def test_dates_of_an_upload_are_read_the_way_training_read_them():

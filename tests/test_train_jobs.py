@@ -94,3 +94,31 @@ def test_a_file_that_is_no_spreadsheet_is_refused_before_any_job(make_app, works
 def test_an_unknown_job_is_404(make_app):
     response = make_app(admin_token=TOKEN).test_client().get(f"/admin/train/{'a' * 32}", headers=AUTH)
     assert response.status_code == 404 and "post /admin/train" in response.get_data(as_text=True).lower()
+
+
+@pytest.mark.parametrize(("form", "words"), [
+    ({"role": "Gender"}, "COLUMN=ROLE"),
+    ({"role": "Gender=shoe size"}, "'shoe size' is not a role"),
+    ({"exclude": "Nope"}, "no column 'Nope'"),
+])
+def test_bad_role_overrides_are_refused_before_any_job(make_app, workspace, training_file, form, words):
+    response = _train(make_app(admin_token=TOKEN).test_client(), training_file, **form)
+    assert response.status_code == 422 and words in response.get_json()["error"]["message"]
+    assert not list((workspace["production_models"] / ".retrain").glob("train-jobs/*"))
+
+
+@pytest.mark.slow
+def test_a_train_job_takes_role_overrides_and_left_out_columns(workspace, make_app, training_file):
+    """As `flask train --role/--exclude`: any override trains a model of the file's own columns."""
+    client = make_app(admin_token=TOKEN).test_client()
+    started = _train(client, training_file, role=["Loyalty Tier=categorical"], exclude=["Gender", "Notes"])
+    job = started.get_json()
+    assert started.status_code == 202, job
+    assert job["roles"] == {"Loyalty Tier": "categorical"} and job["exclude"] == ["Gender", "Notes"]
+    wait_for(lambda: _reaped(job["pid"]), timeout_s=150, every_s=0.5)
+    status = _finished(client, job["job_id"])
+    assert status["state"] == "succeeded", status
+    manifest = releases.read_manifest(releases.live_release_dir(workspace["model"]))
+    roles = {c["name"]: (c["role"], c["reason"]) for c in manifest["schema"]["columns"]}
+    assert manifest["kind"] == "table" and roles["Gender"] == ("excluded", "excluded on request")
+    assert roles["Notes"][0] == "excluded" and roles["Loyalty Tier"][0] == "categorical"

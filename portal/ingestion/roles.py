@@ -110,6 +110,19 @@ class TableSchema(BaseModel):
         return ids[0].name if ids else None
 
 
+def parse_role_override(text: str) -> tuple[str, str]:
+    """'COLUMN=ROLE' → (column, role), for ``--role`` and the admin API; the column name may contain '='.
+
+    Raises ValueError saying how to write it, or which roles exist."""
+    column, sep, role = str(text).rpartition("=")
+    if not sep or not column.strip() or not role.strip():
+        raise ValueError(f"{text!r}: write it as COLUMN=ROLE, e.g. 'Zip Code=excluded'")
+    role = role.strip().lower()
+    if role not in {r.value for r in Role}:
+        raise ValueError(f"{text!r}: {role!r} is not a role; use one of {', '.join(r.value for r in Role)}")
+    return column.strip(), role
+
+
 def infer_schema(frame: pd.DataFrame, roles: dict[str, str] | None = None,
                  exclude: list[str] | tuple[str, ...] = ()) -> TableSchema:
     """Each column's role from its header and values; ``roles`` and ``exclude`` override any of it.

@@ -27,6 +27,11 @@ class TrainForm(BaseModel):
     file: FileStorage | None = Field(None, description="The customer file (.xlsx, .xls or .csv).")
     upload_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$", description="Train on an earlier upload.")
     publish: bool = Field(True, description="false: keep the new release staged instead of making it live.")
+    role: list[str] = Field([], max_length=200, description="Override a column's role, COLUMN=ROLE (repeat the "
+                            "field), as `flask train --role`; any role override trains a model of the table's own "
+                            "columns.")
+    exclude: list[str] = Field([], max_length=200, description="Leave a column out (repeat the field), as "
+                               "`flask train --exclude`.")
 
 
 class TrainPath(BaseModel):
@@ -70,7 +75,8 @@ def train(form: TrainForm):
     data = form.file.read() if form.file is not None else None
     if data is not None and not data:
         raise BadRequest("The uploaded file is empty; choose a customer list with a header row and data.")
-    job = start_train_job(services().settings, services().uploads, data, form.upload_id, form.publish)
+    job = start_train_job(services().settings, services().uploads, data, form.upload_id, form.publish,
+                          form.role, form.exclude)
     audit.info("admin train job %s started (process %s), client %s", job["job_id"], job["pid"], request.remote_addr)
     return {"status": "ok", "model_version": services().model_version(), **job}, 202
 

@@ -1,4 +1,4 @@
-"""Read-only model routes: personas, options, health and the segment map."""
+"""Read-only model routes: personas and their history, options, health, the model, its changes and segment map."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from portal.routes import services
 from schemas import (
     ERROR_RESPONSES,
     HealthResponse,
+    ModelChangesResponse,
     ModelResponse,
     OptionsResponse,
+    PersonaHistoryResponse,
     PersonaPath,
     PersonaResponse,
     PersonasResponse,
@@ -33,6 +35,12 @@ def persona(path: PersonaPath):
     return generate.get_persona(path.cluster_id, services())
 
 
+@models_api.get("/personas/<int:cluster_id>/history", responses={200: PersonaHistoryResponse})
+def persona_history(path: PersonaPath):
+    """One segment id in every release kept: its name, size, share and top traits, oldest release first."""
+    return generate.persona_history(path.cluster_id, services())
+
+
 @models_api.get("/options", responses={200: OptionsResponse})
 def options():
     """Allowed values for every form dropdown, from the live model and the schemas."""
@@ -50,6 +58,12 @@ def health():
 def model():
     """The live model: its kind (loyalty or a learned table schema), each column's role and why, its metrics."""
     return generate.model_info(services())
+
+
+@models_api.get("/model/changes", responses={200: ModelChangesResponse})
+def model_changes():
+    """Which segments of the live release kept their id, which are new and which vanished, with overlap shares."""
+    return generate.model_changes(services())
 
 
 @models_api.get("/model/segments.png",

@@ -53,7 +53,7 @@ _REMEMBERED = ("_lock", "_remembered", "_answered", "counters")
 #: Fewer usable customers than this cannot be segmented.
 MIN_TRAINING_ROWS = 100
 SERVING_STATE = ("params", "table_", "key_table_", "cluster_ids_", "reference_month_", "max_tenure_",
-                 "noise_share_", "defaults_", "locations_")
+                 "noise_share_", "defaults_", "locations_", "relabel_")
 
 Answer = tuple[int, float, bool]
 Progress = Callable[[str], None]
@@ -188,6 +188,7 @@ class SegmentationModel:
         self.cluster_ids_ = list(self.clusterer_.cluster_ids_)
         if not self.cluster_ids_:
             raise TrainingError("The clusterer found no segment in this data (everything is noise).")
+        self.relabel_ = {c: c for c in self.cluster_ids_}
 
         strengths_fit = self.clusterer_.probabilities_
         self.embedding_sample_ = embedding_fit[: min(len(embedding_fit), 5000)]
@@ -210,6 +211,20 @@ class SegmentationModel:
         self.labels_ = labels
         self.fit_rows_ = fit_rows
         self.fitted_labels_ = labels_fit
+        return self
+
+    def relabel(self, mapping: dict[int, int]) -> SegmentationModel:
+        """Give the segments other ids (the stable ids of ``segment_ids``): every stored label and every later
+        placement answers ``mapping[id]``; noise (-1) stays noise."""
+        self.relabel_ = {raw: mapping[current] for raw, current in self.relabel_.items()}
+        self.cluster_ids_ = [mapping[c] for c in self.cluster_ids_]
+        for name in ("table_", "key_table_"):
+            answers = getattr(self, name)
+            setattr(self, name, {k: (mapping[label], conf, flag) for k, (label, conf, flag) in answers.items()})
+        for name in ("labels_", "fitted_labels_", "embedding_sample_labels_"):
+            if hasattr(self, name):  # fit-time labels are not kept in a saved release
+                setattr(self, name, relabelled(getattr(self, name), mapping))
+        self.forget()
         return self
 
     def _soft_assign_training(self) -> np.ndarray:
@@ -331,6 +346,7 @@ class SegmentationModel:
     def _place_batch(self, X: np.ndarray) -> list[Answer]:
         embedded = self.reducer_.transform(X)
         labels, strengths = self.clusterer_.predict_with_strength(embedded)
+        labels = relabelled(labels, self.relabel_)
         noise = labels < 0
         if noise.any():
             vectors = self.clusterer_.membership(embedded[noise])
@@ -348,10 +364,21 @@ class SegmentationModel:
         return time.perf_counter() - started
 
 
+def relabelled(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """``labels`` with each id replaced by ``mapping[id]``; ids the mapping lacks (noise) are kept."""
+    labels = np.asarray(labels)
+    if not len(labels) or not mapping:
+        return labels.copy()
+    keys = np.array(sorted(mapping))
+    values = np.array([mapping[k] for k in keys])
+    at = np.clip(np.searchsorted(keys, labels), 0, len(keys) - 1)
+    return np.where(keys[at] == labels, values[at], labels).astype(labels.dtype)
+
+
 def _row_keys(X: np.ndarray) -> list[bytes]:
     """Hashable identity of each feature row: rows with equal features share one placement."""
     X = np.ascontiguousarray(X, dtype=np.float32)
     return [row.tobytes() for row in X]
 
 
-__all__ = ["Placement", "PlacementCounters", "SegmentationModel", "SegmentationParams"]
+__all__ = ["Placement", "PlacementCounters", "SegmentationModel", "SegmentationParams", "relabelled"]

@@ -155,8 +155,8 @@ def build_personas(customers: pd.DataFrame, labels: np.ndarray) -> tuple[dict[in
                 "typical_join_period": period,
                 "median_tenure_months": int(round(median_tenure)),
             },
-            "distinguishing_traits": [{k: v for k, v in t.items() if k not in ("column", "value")}
-                                      for t in distinguishing],
+            "distinguishing_traits": [{**{k: v for k, v in t.items() if k not in ("column", "value")},
+                                       "key": f"{t['column']}: {t['value']}"} for t in distinguishing],
             "suggested_tone": tone,
             "content_angles": angles,
         }

@@ -45,7 +45,7 @@ PERSONA_FILES = ("cluster_personas.pkl", "cluster_personas.json", "cluster_profi
 STABLE_LINKS = (*STAGE_FILES, *PERSONA_FILES, MANIFEST)
 TMP_PREFIX = ".tmp-"
 #: Bumped whenever the features or the saved state change shape; a release of another format is refused.
-MODEL_FORMAT = 8
+MODEL_FORMAT = 9
 #: Artifacts without which a release cannot serve; the manifest must list (and so checksum) each one.
 REQUIRED_FILES = (*STAGE_FILES, STATE_FILE, "cluster_personas.pkl", "cluster_profiles.csv")
 #: The two model kinds a manifest's ``kind`` names: the built-in loyalty schema, or a learned table schema.

@@ -4,7 +4,8 @@ at training and reused at placement, so both read a customer table the same way.
 ``SchemaColumns`` turns the raw table into one typed column per feature column (numbers parsed, dates
 as days before the training reference date, yes/no as 0/1, ordinal values as ranks, categories as
 text); ``TableFeatures`` encodes each column as its own block and weights the blocks so that none
-drowns the rest. Identifier, personal and excluded columns are never read.
+drowns the rest and a column sharing no structure with the others counts little. Identifier, personal
+and excluded columns are never read.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from portal.ingestion.dates import looks_month_first, parse_dates
 from portal.ingestion.roles import ColumnRole, Role, TableSchema, numeric_values
+from portal.segmentation.table_dependence import dependence
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,16 @@ BLOCK_BUDGET = 2.0
 #: Two categories of a categorical or yes/no column sit this far apart before the block weight: the
 #: distance between the two modes of a balanced standardised yes/no column.
 CATEGORY_DISTANCE = 1.0
+#: Quantile bands per number in a member profile (the loyalty area profile's eight tenure bands).
+PROFILE_BANDS = 8
 #: Skew above which a non-negative number is log1p-transformed (decided on the training rows).
 SKEW_LIMIT = 1.0
+#: A block's dependence factor is (its largest AMI with another column / reference) ** power, in [floor, 1]:
+#: a column sharing AMI 0.3 or more with another counts fully, one sharing 0.08 (the bundled loyalty sample's
+#: tier) about 0.1, an independent one 0.1. Measured in ``bench/schemas.py`` (weightings).
+DEPENDENCE_REFERENCE = 0.3
+DEPENDENCE_POWER = 2.0
+DEPENDENCE_FLOOR = 0.1
 
 
 def read_numbers(values: pd.Series, role: Role, reference: pd.Timestamp | None,
@@ -159,26 +169,63 @@ class SkewTamer(TransformerMixin, BaseEstimator):
 
 
 class MemberProfile(TransformerMixin, BaseEstimator):
-    """A high-cardinality category described by its members: the mean of the other standardised numbers
-    among them, shrunk toward the overall mean with a pseudo-count; an unseen category is the overall mean.
+    """A high-cardinality category described by its members' other numbers; an unseen category is the whole
+    base.
+
+    ``histogram`` (the default): per other number, the share of members in each of its quantile bands,
+    shrunk toward the whole base with a pseudo-count and square-rooted (Hellinger geometry), so two
+    categories whose members spread alike sit close even when their means agree by chance and a rare
+    category is not an outlier. ``mean``: the mean of each other standardised number, shrunk the same way.
+    Profiles are stored relative to the whole base's, so an unseen category encodes as zeros.
 
     The first input column is the category, the others are typed number columns.
     """
 
-    def __init__(self, pseudo_count: float = PSEUDO_COUNT) -> None:
+    def __init__(self, pseudo_count: float = PSEUDO_COUNT, kind: str = "histogram", bands: int = PROFILE_BANDS) -> None:
         self.pseudo_count = pseudo_count
+        self.kind = kind
+        self.bands = bands
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> MemberProfile:
         category, numbers = X.iloc[:, 0].astype(str), X.iloc[:, 1:].astype(float)
-        self.mean_ = numbers.mean().fillna(0.0).to_numpy()
-        self.scale_ = numbers.std().replace(0, 1).fillna(1.0).to_numpy()
-        z = ((numbers - self.mean_) / self.scale_).fillna(0.0)
-        grouped = z.groupby(category.to_numpy())
-        sums, counts = grouped.sum(), grouped.size()
-        profile = sums.div(counts + self.pseudo_count, axis=0)
-        self.profiles_ = {str(k): v for k, v in zip(profile.index, profile.to_numpy())}
-        self.columns_ = [f"{X.columns[0]} profile: {c}" for c in numbers.columns]
+        if self.kind == "histogram":
+            described, names = self._bands(numbers)
+        else:
+            self.mean_ = numbers.mean().fillna(0.0).to_numpy()
+            self.scale_ = numbers.std().replace(0, 1).fillna(1.0).to_numpy()
+            described = ((numbers - self.mean_) / self.scale_).fillna(0.0)
+            names = [str(c) for c in numbers.columns]
+        base = described.mean().to_numpy()
+        grouped = described.groupby(category.to_numpy())
+        sums, counts = grouped.sum(), grouped.size().to_numpy()[:, None]
+        shrunk = (sums.to_numpy() + self.pseudo_count * base) / (counts + self.pseudo_count)
+        if self.kind == "histogram":
+            width = max(numbers.shape[1], 1)
+            profile = np.sqrt(np.clip(shrunk, 0, None) / width) - np.sqrt(np.clip(base, 0, None) / width)
+        else:
+            profile = shrunk - base
+        self.profiles_ = {str(k): v for k, v in zip(sums.index, profile)}
+        self.columns_ = [f"{X.columns[0]} profile: {n}" for n in names]
         return self
+
+    def _bands(self, numbers: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """One-hot quantile bands of every number (a few-valued number: its values); blanks in the median band."""
+        pieces: list[np.ndarray] = []
+        names: list[str] = []
+        for column in numbers.columns:
+            values = numbers[column]
+            values = values.fillna(values.median() if values.notna().any() else 0.0).to_numpy()
+            distinct = np.unique(values)
+            if len(distinct) <= self.bands:
+                edges = (distinct[:-1] + distinct[1:]) / 2
+            else:
+                edges = np.unique(np.quantile(values, np.linspace(0, 1, self.bands + 1)[1:-1]))
+            band = np.searchsorted(edges, values, side="right")
+            onehot = np.zeros((len(values), len(edges) + 1))
+            onehot[np.arange(len(values)), band] = 1.0
+            pieces.append(onehot)
+            names.extend(f"{column} band {i + 1}" for i in range(len(edges) + 1))
+        return pd.DataFrame(np.hstack(pieces), index=numbers.index), names
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "profiles_")
@@ -190,8 +237,8 @@ class MemberProfile(TransformerMixin, BaseEstimator):
         return np.asarray(self.columns_, dtype=object)
 
 
-def _block(column_role: Role, name: str, number_columns: list[str],
-           category_distance: float = CATEGORY_DISTANCE) -> tuple[Any, list[str], float]:
+def _block(column_role: Role, name: str, number_columns: list[str], category_distance: float = CATEGORY_DISTANCE,
+           profile: str = "histogram") -> tuple[Any, list[str], float]:
     """The encoder of one feature column, the columns it reads and its weight before budgeting."""
     if column_role in (Role.NUMERIC, Role.DATE):
         return make_pipeline(SimpleImputer(strategy="median"), SkewTamer(), StandardScaler()), [name], 1.0
@@ -200,7 +247,7 @@ def _block(column_role: Role, name: str, number_columns: list[str],
     if column_role == Role.BOOLEAN:
         return SimpleImputer(strategy="most_frequent"), [name], category_distance
     if column_role == Role.HIGH_CARDINALITY and number_columns:
-        return MemberProfile(), [name, *[c for c in number_columns if c != name]], 1.0
+        return MemberProfile(kind=profile), [name, *[c for c in number_columns if c != name]], 1.0
     # categorical (and a high-cardinality column with no numbers to describe its members by)
     encoder = OneHotEncoder(handle_unknown="ignore", max_categories=30, sparse_output=False)
     return encoder, [name], category_distance / np.sqrt(2.0)
@@ -209,22 +256,37 @@ def _block(column_role: Role, name: str, number_columns: list[str],
 class TableFeatures(TransformerMixin, BaseEstimator):
     """Schema → one weighted ``ColumnTransformer``; every feature column is one block.
 
-    A block's weight is measured on the training rows: its spread (E[d²] between two random rows) is
-    capped at that of one standardised number, so a 30-category one-hot or a many-column member profile
-    counts as one column, and a rare category is never amplified.
+    A block's weight is measured on the training rows, in two factors. Its spread (E[d²] between two
+    random rows) is capped at that of one standardised number, so a 30-category one-hot counts as one
+    column and a rare category is never amplified; a member profile is scaled to that spread (its
+    Hellinger distances have no natural unit; shrinkage keeps its rare categories near the base). Then the
+    block is scaled by its column's dependence on the other columns (``table_dependence``):
+    ``(AMI / dependence_reference) ** dependence_power``, at most 1 and at least ``dependence_floor``, so a
+    column that shares nothing with the rest (a 50/50 gender in every segment, a random category) counts
+    little instead of splitting every segment in two. ``dependence_reference=None`` measures against the
+    table's most dependent column instead; ``dependence_floor=1`` turns the factor off.
     """
 
     def __init__(self, schema: TableSchema, budget: float = BLOCK_BUDGET,
-                 category_distance: float = CATEGORY_DISTANCE) -> None:
+                 category_distance: float = CATEGORY_DISTANCE, dependence_floor: float = DEPENDENCE_FLOOR,
+                 dependence_reference: float | None = DEPENDENCE_REFERENCE,
+                 dependence_power: float = DEPENDENCE_POWER, profile: str = "histogram",
+                 profile_budget: float = 1.0) -> None:
         self.schema = schema
         self.budget = budget
         self.category_distance = category_distance
+        self.dependence_floor = dependence_floor
+        self.dependence_reference = dependence_reference
+        self.dependence_power = dependence_power
+        self.profile = profile
+        self.profile_budget = profile_budget
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> TableFeatures:
         self.columns_ = SchemaColumns(self.schema).fit(X)
         typed = self.columns_.transform(X)
         numbers = [c.name for c in self.schema.features if c.role in NUMBER_ROLES]
-        blocks = {c.name: _block(c.role, c.name, numbers, self.category_distance) for c in self.schema.features}
+        blocks = {c.name: _block(c.role, c.name, numbers, self.category_distance, self.profile)
+                  for c in self.schema.features}
         base = {name: weight for name, (_, _, weight) in blocks.items()}
         unweighted = ColumnTransformer([(name, enc, cols) for name, (enc, cols, _) in blocks.items()],
                                        transformer_weights=base, verbose_feature_names_out=False)
@@ -234,12 +296,37 @@ class TableFeatures(TransformerMixin, BaseEstimator):
             if name in blocks:
                 spread[name] = float(2.0 * np.var(encoded[:, piece], axis=0).sum())
         self.block_spread_ = {k: round(v, 4) for k, v in spread.items()}
-        self.weights_ = {name: float(base[name] * np.sqrt(self.budget / spread[name]))
-                         if spread.get(name, 0) > self.budget * (1 + 1e-6) else float(base[name]) for name in blocks}
+        capped = {name: float(base[name] * np.sqrt(self.budget / spread[name]))
+                  if spread.get(name, 0) > self.budget * (1 + 1e-6) else float(base[name]) for name in blocks}
+        for name, (encoder, _, _) in blocks.items():
+            if isinstance(encoder, MemberProfile) and 0 < self.profile_budget * self.budget < np.inf \
+                    and spread.get(name, 0) > 0:
+                capped[name] = float(np.sqrt(self.profile_budget * self.budget / spread[name]))
+        self.dependence_ = dependence(typed, self.schema)
+        self.dependence_factor_ = self._dependence_factors()
+        self.weights_ = {name: capped[name] * self.dependence_factor_[name] for name in blocks}
         self.encoder_ = ColumnTransformer([(name, enc, cols) for name, (enc, cols, _) in blocks.items()],
                                           transformer_weights=self.weights_, verbose_feature_names_out=False)
         self.encoder_.fit(typed)
         return self
+
+    def _dependence_factors(self) -> dict[str, float]:
+        """Each block's dependence factor; all 1 when turned off or when no column depends on another."""
+        top = self.dependence_reference or max((d.ami for d in self.dependence_.values()), default=0.0)
+        if top <= 0 or self.dependence_floor >= 1:
+            return {name: 1.0 for name in self.dependence_}
+        return {name: float(np.clip((d.ami / top) ** self.dependence_power, self.dependence_floor, 1.0))
+                for name, d in self.dependence_.items()}
+
+    def _reason(self, name: str) -> str:
+        """Why a block weighs what it does, in words, for the manifest and the training report."""
+        factor, found = self.dependence_factor_[name], self.dependence_[name]
+        shared = f"shares AMI {found.ami:.3f} with {found.partner}" if found.partner else "the only feature column"
+        if factor >= 1:
+            return f"{shared}: full weight"
+        if factor <= self.dependence_floor + 1e-9:
+            return f"{shared}: independent of the other columns, weighted at the floor {self.dependence_floor:g}"
+        return f"{shared}: weighted by {factor:.2f} for its weak dependence on the other columns"
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "encoder_")
@@ -254,7 +341,7 @@ class TableFeatures(TransformerMixin, BaseEstimator):
         return self.encoder_.get_feature_names_out()
 
     def describe(self) -> dict[str, Any]:
-        """Per-block weights and measured spreads, for the manifest."""
+        """Per-block weights with their measures (spread, dependence, its factor) and reason, for the manifest."""
         check_is_fitted(self, "encoder_")
         log_columns = []
         for name, encoder in self.encoder_.named_transformers_.items():
@@ -262,7 +349,11 @@ class TableFeatures(TransformerMixin, BaseEstimator):
             if "skewtamer" in steps and bool(steps["skewtamer"].log_.any()):
                 log_columns.append(name)
         reference = self.columns_.reference_date_
-        return {"blocks": {name: {"weight": round(w, 4), "spread": self.block_spread_.get(name)}
+        return {"blocks": {name: {"weight": round(w, 4), "spread": self.block_spread_.get(name),
+                                  "dependence": self.dependence_[name].ami,
+                                  "shares_most_with": self.dependence_[name].partner,
+                                  "dependence_factor": round(self.dependence_factor_[name], 4),
+                                  "reason": self._reason(name)}
                            for name, w in self.weights_.items()},
                 "log1p_columns": log_columns,
                 "reference_date": reference.date().isoformat() if reference is not None else None,

@@ -28,9 +28,22 @@ from sklearn.neighbors import NearestNeighbors
 from portal.errors import TrainingError
 from portal.ingestion.roles import TableSchema
 from portal.segmentation.library_workarounds.numba_cache import cache_umap_kernels
-from portal.segmentation.model import MIN_TRAINING_ROWS, NUMBA_LOCK, REASSIGNED_CONFIDENCE_CAP, Placement
+from portal.segmentation.model import (
+    MIN_TRAINING_ROWS,
+    NUMBA_LOCK,
+    REASSIGNED_CONFIDENCE_CAP,
+    Placement,
+    relabelled,
+)
 from portal.segmentation.stages import Clusterer, ExactNeighbourUMAP, Reducer, ShareScaledHDBSCAN
-from portal.segmentation.table_features import BLOCK_BUDGET, CATEGORY_DISTANCE, TableFeatures
+from portal.segmentation.table_features import (
+    BLOCK_BUDGET,
+    CATEGORY_DISTANCE,
+    DEPENDENCE_FLOOR,
+    DEPENDENCE_POWER,
+    DEPENDENCE_REFERENCE,
+    TableFeatures,
+)
 from portal.segmentation.table_small_batch import SMALL_BATCH_ROWS, SmallBatchEncoder, small_batch_encoder
 from portal.segmentation.table_vote import GridNeighbours, weighted_vote
 
@@ -52,7 +65,7 @@ TABLE_MIN_CLUSTER_FLOOR, TABLE_MIN_SAMPLES_FLOOR = 20, 5
 #: Folds of the agreement check on tables with no rows outside the fitted sample.
 FOLDS = 5
 SERVING_STATE = ("params", "schema", "cluster_ids_", "noise_share_", "vote_labels_", "vote_noise_",
-                 "fast_path_agreement_")
+                 "fast_path_agreement_", "relabel_")
 Progress = Callable[[str], None]
 
 
@@ -71,6 +84,13 @@ class TableParams:
     #: feature blocks: the most one block may spread rows (E[d²]), and how far apart two categories sit
     block_budget: float = BLOCK_BUDGET
     category_distance: float = CATEGORY_DISTANCE
+    #: dependence factor of each block, (AMI / reference) ** power in [floor, 1] (``TableFeatures``)
+    dependence_floor: float = DEPENDENCE_FLOOR
+    dependence_reference: float | None = DEPENDENCE_REFERENCE
+    dependence_power: float = DEPENDENCE_POWER
+    #: member profiles: "histogram" (Hellinger) or "mean", scaled to this share of the block budget (0: capped)
+    profile: str = "histogram"
+    profile_budget: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,7 +146,10 @@ class TableSegmentationModel:
         if len(frame) > p.max_fit_rows:
             fit_rows = np.sort(rng.choice(len(frame), size=p.max_fit_rows, replace=False))
         say(f"encoding {len(self.schema.features)} feature columns")
-        self.features_ = TableFeatures(self.schema, p.block_budget, p.category_distance).fit(frame.iloc[fit_rows])
+        self.features_ = TableFeatures(
+            self.schema, p.block_budget, p.category_distance, dependence_floor=p.dependence_floor,
+            dependence_reference=p.dependence_reference, dependence_power=p.dependence_power, profile=p.profile,
+            profile_budget=p.profile_budget).fit(frame.iloc[fit_rows])
         X = self.features_.transform(frame)
 
         say(f"fitting the reducer on {len(fit_rows)} of {len(X)} rows")
@@ -142,6 +165,7 @@ class TableSegmentationModel:
         self.cluster_ids_ = list(self.clusterer_.cluster_ids_)
         if not self.cluster_ids_:
             raise TrainingError("The clusterer found no segment in this data (everything is noise).")
+        self.relabel_ = {c: c for c in self.cluster_ids_}
         noise = fitted < 0
         final = fitted.copy()
         if noise.any():
@@ -192,6 +216,16 @@ class TableSegmentationModel:
                                  self.vote_noise_[kept], self.cluster_ids_).cluster_id
             agree += int(np.sum(fast == self._place_vectors(X[fit_rows[held]]).cluster_id))
         return round(agree / len(order), 4), f"{len(order)} fitted rows, each held out of the neighbour index once"
+
+    def relabel(self, mapping: dict[int, int]) -> TableSegmentationModel:
+        """Give the segments other ids (the stable ids of ``segment_ids``): every stored label and every later
+        placement answers ``mapping[id]``; noise (-1) stays noise."""
+        self.relabel_ = {raw: mapping[current] for raw, current in self.relabel_.items()}
+        self.cluster_ids_ = [mapping[c] for c in self.cluster_ids_]
+        for name in ("vote_labels_", "labels_", "fitted_labels_", "embedding_sample_labels_"):
+            if hasattr(self, name):  # fit-time labels are not kept in a saved release
+                setattr(self, name, relabelled(getattr(self, name), mapping))
+        return self
 
     # -- placing -------------------------------------------------------------------------------
     def known_locations(self) -> list[str]:
@@ -252,7 +286,7 @@ class TableSegmentationModel:
             for start in range(0, len(X), batch):
                 embedded = self.reducer_.transform(X[start:start + batch])
                 label, strength = self.clusterer_.predict_with_strength(embedded)
-                label, strength = label.copy(), strength.astype(float).copy()
+                label, strength = relabelled(label, self.relabel_), strength.astype(float).copy()
                 noise = label < 0
                 if noise.any():
                     vectors = self.clusterer_.membership(embedded[noise])

@@ -179,7 +179,8 @@ def build_table_personas(frame: pd.DataFrame, schema: TableSchema, labels: np.nd
         personas[int(cluster_id)] = {
             "cluster_id": int(cluster_id), "name": name, "summary": summary, "size": size,
             "share": round(size / total, 4), "traits": {},
-            "distinguishing_traits": [{"trait": t.text, "share": t.share, "lift": t.lift} for t in traits],
+            "distinguishing_traits": [{"trait": t.text, "share": t.share, "lift": t.lift, "key": t.label}
+                                      for t in traits],
             "suggested_tone": tone, "content_angles": angles,
         }
         rows.append({"cluster_id": int(cluster_id), "name": name, "size": size, "share": round(size / total, 4),

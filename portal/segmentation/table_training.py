@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from portal.ingestion.sheets import first_customer_sheet
 from portal.ingestion.tables import read_table
 from portal.segmentation import releases
 from portal.segmentation.metrics import metrics_of
+from portal.segmentation.segment_ids import SegmentIds, assign_stable_ids
 from portal.segmentation.table_model import TableParams, TableSegmentationModel
 from portal.segmentation.table_personas import build_table_personas
 from portal.segmentation.training import data_fingerprint, write_personas
@@ -47,6 +48,18 @@ class TableData:
     #: the order-level schema when the file was an order export rolled up per customer
     order_schema: TableSchema | None = None
     rolled_up: RolledUp | None = None
+    #: a retrain's carried-over roll-up record (its rows are per-customer snapshots of a rolled-up table)
+    rolled_up_record: dict[str, Any] | None = None
+    #: the files read when there were several (a retrain's snapshots); else the one ``source``
+    sources: list[str] = field(default_factory=list)
+
+    def rollup_manifest(self) -> dict[str, Any] | None:
+        """How order rows became customers, for the manifest (uploads roll up the same way)."""
+        if self.rolled_up is None:
+            return self.rolled_up_record
+        r = self.rolled_up
+        return {"order_rows": r.order_rows, "customers": r.customers, "id_column": r.id_column,
+                "date_column": r.date_column, "summary": r.summary()}
 
 
 def loyalty_gap(path: Path) -> str | None:
@@ -108,9 +121,12 @@ def stability(model: TableSegmentationModel, data: TableData) -> float:
 
 
 def write_table_release(model: TableSegmentationModel, data: TableData, staging: Path, version: str,
-                        extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Save every artifact of a fitted table model into ``staging`` and write its manifest."""
+                        extra: dict[str, Any] | None = None, ids: SegmentIds | None = None) -> dict[str, Any]:
+    """Save every artifact of a fitted table model (relabelled with its stable ``ids``) into ``staging`` and
+    write its manifest."""
     personas, profiles = build_table_personas(data.frame, data.schema, model.labels_, model.features_.columns_)
+    if ids is not None:
+        personas, profiles = ids.name(personas, profiles)
     model.save(staging)
     write_personas(staging, personas, profiles, model.embedding_sample_, model.embedding_sample_labels_)
     metrics = {**metrics_of(model), "fast_path_agreement": model.fast_path_agreement_,
@@ -124,19 +140,18 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
         "rows_read": data.rows_read,
         "rows_skipped": 0,
         "duplicates_dropped": data.duplicates_dropped,
-        "sources": [Path(data.source).name],
+        "sources": data.sources or [Path(data.source).name],
         "data_fingerprint": data_fingerprint(data.frame, [c.name for c in data.schema.features]),
         "schema": model.describe(),
         "order_schema": data.order_schema.model_dump(mode="json") if data.order_schema else None,
-        "rolled_up": {"order_rows": data.rolled_up.order_rows, "customers": data.rolled_up.customers,
-                      "id_column": data.rolled_up.id_column, "date_column": data.rolled_up.date_column,
-                      "summary": data.rolled_up.summary()} if data.rolled_up else None,
+        "rolled_up": data.rollup_manifest(),
         "parameters": {**model.params.as_dict(), "reducer": model.reducer_.get_params(),
                        "clusterer": model.clusterer_.get_params(),
                        "clusterer_fitted": getattr(model.clusterer_, "fitted_sizes_", None)},
         "metrics": metrics,
         "timings": model.timings_,
         "persona_count": len(personas),
+        "segment_ids": ids.manifest() if ids is not None else None,
         **(extra or {}),
     }
     return releases.write_manifest(staging, manifest)
@@ -145,14 +160,25 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
 def train_table_release(path: Path, production_dir: Path, roles: dict[str, str] | None = None,
                         exclude: tuple[str, ...] = (), params: TableParams | None = None,
                         progress: Progress | None = None, measure_stability: bool = True,
-                        ) -> tuple[Path, dict[str, Any], TableData]:
-    """Fit on one table and write a complete release into a fresh staging folder (not yet published)."""
+                        live: Path | None = None) -> tuple[Path, dict[str, Any], TableData]:
+    """Fit on one table and write a complete release into a fresh staging folder (not yet published); its
+    segments keep the ids of the ``live`` release's segments they continue (``segment_ids``)."""
     say = progress or (lambda m: log.info("%s", m))
     started = time.perf_counter()
     try:
         data = read_training_table(path, roles, exclude, say)
     except PortalError as exc:
         raise TrainingError(exc.message) from None
+    return fit_table_release(data, production_dir, params, say, measure_stability, started, live)
+
+
+def fit_table_release(data: TableData, production_dir: Path, params: TableParams | None = None,
+                      progress: Progress | None = None, measure_stability: bool = True,
+                      started: float | None = None, live: Path | None = None) -> tuple[Path, dict[str, Any], TableData]:
+    """Fit on a customer table whose schema is already known (read from a file, or a retrain's snapshots);
+    its segments keep the ids of the ``live`` release's segments they continue (``segment_ids``)."""
+    say = progress or (lambda m: log.info("%s", m))
+    started = time.perf_counter() if started is None else started
     say(f"training on {len(data.frame):,} customers ({data.duplicates_dropped} duplicates dropped), "
         f"{len(data.schema.features)} feature columns")
     model = TableSegmentationModel(data.schema, params).fit(data.frame, progress=say)
@@ -160,11 +186,12 @@ def train_table_release(path: Path, production_dir: Path, roles: dict[str, str] 
     if measure_stability:
         say("measuring stability: a second fit with another random seed")
         extra["stability"] = stability(model, data)
+    ids = assign_stable_ids(model, data.frame, production_dir, live, say)
     version = releases.new_version()
     staging = releases.new_staging_dir(production_dir)
     say("writing artifacts, personas and the segment map")
     manifest = write_table_release(model, data, staging, version,
-                                   {**extra, "fit_seconds": round(time.perf_counter() - started, 2)})
+                                   {**extra, "fit_seconds": round(time.perf_counter() - started, 2)}, ids)
     say(f"release {version}: {manifest['metrics']['clusters']} segments, "
         f"noise {manifest['metrics']['noise_share']:.1%}, fast-path agreement "
         f"{manifest['metrics']['fast_path_agreement']:.1%}"
@@ -174,10 +201,12 @@ def train_table_release(path: Path, production_dir: Path, roles: dict[str, str] 
 
 def train_any_release(files: list[Path], production_dir: Path, roles: dict[str, str] | None = None,
                       exclude: tuple[str, ...] = (), progress: Progress | None = None,
-                      measure_stability: bool = True) -> tuple[Path, dict[str, Any], pd.DataFrame]:
+                      measure_stability: bool = True,
+                      live: Path | None = None) -> tuple[Path, dict[str, Any], pd.DataFrame]:
     """The loyalty model for files with the loyalty columns, a model of the table's own columns for any
     other table (or when roles are overridden); returns the staging folder, the manifest and the rows the
-    new model places (for the release gates). Raises TrainingError saying why a file cannot be used."""
+    new model places (for the release gates). Segments keep the ids of the ``live`` release's segments they
+    continue. Raises TrainingError saying why a file cannot be used."""
     from portal.segmentation.training import train_release
 
     say = progress or (lambda m: log.info("%s", m))
@@ -185,7 +214,7 @@ def train_any_release(files: list[Path], production_dir: Path, roles: dict[str, 
         gaps = [loyalty_gap(f) for f in files] if not roles and not exclude else ["overrides given"]
         gap = next((g for g in gaps if g), None)
         if gap is None:
-            staging, manifest, loyalty = train_release(files, production_dir, progress=say)
+            staging, manifest, loyalty = train_release(files, production_dir, progress=say, live=live)
             return staging, manifest, loyalty.customers
     except PortalError as exc:
         raise TrainingError(exc.message) from None
@@ -195,7 +224,7 @@ def train_any_release(files: list[Path], production_dir: Path, roles: dict[str, 
     say("no loyalty columns: learning the table's own columns")
     try:
         staging, manifest, table = train_table_release(files[0], production_dir, roles, exclude, progress=say,
-                                                       measure_stability=measure_stability)
+                                                       measure_stability=measure_stability, live=live)
     except TrainingError as exc:
         prefix = "" if roles or exclude else f"Not a loyalty file ({gap}); as a table of its own columns: "
         raise TrainingError(f"{prefix}{exc}") from None

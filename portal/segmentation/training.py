@@ -26,6 +26,7 @@ from portal.segmentation import releases
 from portal.segmentation.metrics import metrics_of, replacement_agreement
 from portal.segmentation.model import SegmentationModel, SegmentationParams
 from portal.segmentation.personas import build_personas
+from portal.segmentation.segment_ids import SegmentIds, assign_stable_ids
 from portal.segmentation.segment_map import draw_segment_map
 from portal.segmentation.stages import Clusterer, Reducer
 from schemas import CUSTOMER_ID, FEATURE_COLUMNS
@@ -94,9 +95,12 @@ def write_personas(staging: Path, personas: dict[int, dict[str, Any]], profiles:
 
 
 def write_release(model: SegmentationModel, data: TrainingData, staging: Path, version: str,
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Save every artifact of a fitted model into ``staging`` and write its manifest."""
+                  extra: dict[str, Any] | None = None, ids: SegmentIds | None = None) -> dict[str, Any]:
+    """Save every artifact of a fitted model (relabelled with its stable ``ids``) into ``staging`` and write
+    its manifest."""
     personas, profiles = build_personas(data.customers, model.labels_)
+    if ids is not None:
+        personas, profiles = ids.name(personas, profiles)
     model.save(staging)
     write_personas(staging, personas, profiles, model.embedding_sample_, model.embedding_sample_labels_)
     metrics = {**metrics_of(model), **replacement_agreement(model, data.customers)}
@@ -120,6 +124,7 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
         "metrics": metrics,
         "timings": model.timings_,
         "persona_count": len(personas),
+        "segment_ids": ids.manifest() if ids is not None else None,
         **(extra or {}),
     }
     return releases.write_manifest(staging, manifest)
@@ -127,19 +132,21 @@ def write_release(model: SegmentationModel, data: TrainingData, staging: Path, v
 
 def train_release(paths: list[Path], production_dir: Path, params: SegmentationParams | None = None,
                   progress: Progress | None = None, customer_key: CustomerKey | None = None,
-                  reducer: Reducer | None = None,
-                  clusterer: Clusterer | None = None) -> tuple[Path, dict[str, Any], TrainingData]:
-    """Fit on ``paths`` and write a complete release into a fresh staging folder (not yet published)."""
+                  reducer: Reducer | None = None, clusterer: Clusterer | None = None,
+                  live: Path | None = None) -> tuple[Path, dict[str, Any], TrainingData]:
+    """Fit on ``paths`` and write a complete release into a fresh staging folder (not yet published); its
+    segments keep the ids of the ``live`` release's segments they continue (``segment_ids``)."""
     say = progress or (lambda m: log.info("%s", m))
     started = time.perf_counter()
     data = collect_training_data(paths, say, customer_key)
     say(f"training on {len(data.customers)} customers ({data.duplicates_dropped} duplicates dropped)")
     model = SegmentationModel(params, reducer=reducer, clusterer=clusterer).fit(data.customers, progress=say)
+    ids = assign_stable_ids(model, data.customers, production_dir, live, say)
     version = releases.new_version()
     staging = releases.new_staging_dir(production_dir)
     say("writing artifacts, personas and the segment map")
     manifest = write_release(model, data, staging, version,
-                             {"fit_seconds": round(time.perf_counter() - started, 2)})
+                             {"fit_seconds": round(time.perf_counter() - started, 2)}, ids)
     say(f"release {version}: {manifest['metrics']['clusters']} segments, "
         f"noise {manifest['metrics']['noise_share']:.1%}, DBCV {manifest['metrics']['dbcv']}, "
         f"silhouette {manifest['metrics']['silhouette']}")

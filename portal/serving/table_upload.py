@@ -24,7 +24,7 @@ from portal.ingestion.rows import SkippedRow
 from portal.ingestion.tables import read_table
 from portal.segmentation.model import Placement
 from portal.segmentation.table_model import TableSegmentationModel
-from schemas import header_key
+from schemas import canonical_column, header_key
 
 log = logging.getLogger(__name__)
 MAX_SKIPPED_EXAMPLES = 20
@@ -50,15 +50,21 @@ class TableUpload:
     skipped: list[SkippedRow] = field(default_factory=list)
     skipped_count: int = 0
     rolled_up: dict[str, int] | None = None
+    #: the placed customers' schema columns as read (rolled up for order exports), for the retraining snapshot
+    customer_rows: pd.DataFrame | None = None
 
 
 def match_headers(columns: list[str], schema: TableSchema) -> dict[str, str]:
-    """Upload header → training column, by exact name first, then by normalised spelling."""
+    """Upload header → training column, by exact name first, then by normalised spelling, then by the seed's
+    header aliases when the training column is one of the seed's columns ("Join Date" for "Date Joined")."""
     exact = {c.name for c in schema.columns}
     by_key = {header_key(c.name): c.name for c in schema.columns}
+    by_alias = {canonical: c.name for c in schema.columns if (canonical := canonical_column(c.name)) is not None}
     matched: dict[str, str] = {}
     for header in columns:
         target = header if header in exact else by_key.get(header_key(header))
+        if target is None and (canonical := canonical_column(header)) is not None:
+            target = by_alias.get(canonical)
         if target is not None and target not in matched.values():
             matched[header] = target
     return matched
@@ -155,7 +161,8 @@ def read_upload(data: bytes, model: TableSegmentationModel, manifest: dict[str, 
     log.info("table upload read: %d rows received, %d customers placed, %d skipped", len(raw), int(kept.sum()),
              skipped_count)
     return TableUpload(placement, len(raw), int(kept.sum()), table.file_format, table.sheet,
-                       {k: v for k, v in matched.items()}, rows, cid, conf, flag, skipped, skipped_count, rolled)
+                       {k: v for k, v in matched.items()}, rows, cid, conf, flag, skipped, skipped_count, rolled,
+                       customers.reset_index(drop=True)[kept])
 
 
 def table_rows_as_is(data: bytes) -> pd.DataFrame:

@@ -3,13 +3,12 @@ PII-free snapshot of accepted rows that retraining learns from."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import re
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +16,13 @@ import numpy as np
 import pandas as pd
 
 from portal.errors import NotFound
-from schemas import CUSTOMER_ID, FEATURE_COLUMNS
+from portal.ingestion.roles import TableSchema
+from retraining.snapshots import hash_customer_ids, write_loyalty_snapshot, write_table_snapshot
 
 log = logging.getLogger(__name__)
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 RECORD = "record.json"
 PLACEMENT = "placement.npz"
-
-
-def hash_customer_ids(ids: pd.Series, salt: str) -> pd.Series:
-    """Salted, truncated sha256 of every id (missing ids stay missing): the same customer gets the same
-    key in every snapshot, never the id."""
-    salted = hashlib.sha256(salt.encode())
-
-    def digest(value: object) -> str:
-        hasher = salted.copy()
-        hasher.update(str(value).encode())
-        return hasher.hexdigest()[:24]
-
-    return ids.map(digest, na_action="ignore").astype("string")
 
 
 def new_upload_id() -> str:
@@ -89,14 +76,14 @@ class UploadStore:
         return path, path.suffix.lstrip(".")
 
     def write_snapshot(self, upload_id: str, customers: pd.DataFrame) -> Path:
-        """Feature columns plus a salted hash of the customer id, for the next retraining."""
-        day = datetime.now(UTC).strftime("%Y-%m-%d")
-        folder = self.base_data_dir / day
-        folder.mkdir(parents=True, exist_ok=True)
-        snapshot = customers[list(FEATURE_COLUMNS)].copy()
-        snapshot.insert(0, CUSTOMER_ID, hash_customer_ids(customers[CUSTOMER_ID], self._salt).fillna(""))
-        path = folder / f"upload-{upload_id}.csv"
-        temp = path.with_name(f".{path.name}.tmp")
-        snapshot.to_csv(temp, index=False, date_format="%Y-%m-%d")
-        os.replace(temp, path)
-        return path
+        """Loyalty feature columns plus a salted hash of the customer id, for the next retraining."""
+        return write_loyalty_snapshot(self.base_data_dir, f"upload-{upload_id}", customers, self._salt)
+
+    def write_table_snapshot(self, upload_id: str, customers: pd.DataFrame, schema: TableSchema,
+                             month_first: Mapping[str, bool | None] | None = None) -> Path:
+        """The learned schema's feature columns plus the hashed id, in that schema's lineage folder."""
+        return write_table_snapshot(self.base_data_dir, f"upload-{upload_id}", customers, schema, self._salt,
+                                    month_first)
+
+
+__all__ = ["UploadStore", "hash_customer_ids", "new_upload_id"]
