@@ -160,7 +160,7 @@ def _table_audience_row(request: GeneratePromoRequest, release: LiveRelease) -> 
                                f"model reads; use {', '.join(list(features.values())[:30])} (GET /options).",
                                details={"unknown": unknown[:20], "allowed": list(features.values())})
     frame = pd.DataFrame([row], dtype=object)
-    _, unreadable = cast(TableSegmentationModel, release.model).features_.columns_.read(frame)
+    _, unreadable = cast(TableSegmentationModel, release.model).encode(frame)
     bad = [name for name in unreadable.columns if bool(unreadable[name].iloc[0])]
     if bad:
         raise ValidationFailed(f"audience: the value of {', '.join(repr(b) for b in bad[:5])} cannot be read as the "

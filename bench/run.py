@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.common import Context, Table
 
 SECTIONS = ("quality", "placement", "fit", "generation", "api", "hosts", "retrain", "schemas", "segment_ids",
-            "model_fit")
+            "model_fit", "tables")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -212,6 +212,43 @@ def test_fast_path_agrees_with_the_full_path_on_new_rows(retail_release):
     assert ((fast.confidence > 0) & (fast.confidence <= 1)).all()
 
 
+def _odd_retail(rows: int, seed: int) -> pd.DataFrame:
+    """New retail customers as a JSON body gives them, with unknown categories, blanks, odd spellings and
+    out-of-range numbers dropped into about a third of the cells."""
+    frame, _ = generate_retail(rows, seed)
+    frame = frame.astype(object)
+    frame["Signup Date"] = pd.Series([d.strftime("%Y-%m-%d") for d in frame["Signup Date"]], dtype=object)
+    odd = {"Age": [None, "", 500, -40, "abc", "1e308", " 34 "], "Annual Income": ["$52,000", 1e31, None, "12%"],
+           "Total Spend": [float("inf"), "1,234.50", -1e6], "Signup Date": ["", "31/12/2024", "2024-02-30", "soon",
+                                                                          pd.Timestamp("2020-01-01")],
+           "Last Purchase": [None, "2025-01-01", "1 Mar 2025"], "Preferred Channel": ["Atlantis", None, " Online "],
+           "Membership": ["Titanium", "gold", None], "City": ["Nowhere", "", 7]}
+    rng = np.random.default_rng(seed)
+    for column, cells in odd.items():
+        for row in np.flatnonzero(rng.random(len(frame)) < 0.35):
+            frame.iat[row, frame.columns.get_loc(column)] = cells[rng.integers(len(cells))]
+    return frame
+
+
+def test_one_row_gets_the_segment_and_confidence_it_gets_in_a_batch(retail_release):
+    """The smart form places one row at a time; an upload places thousands: the same row, the same answer."""
+    from portal.segmentation.table_small_batch import SMALL_BATCH_ROWS
+
+    model = TableSegmentationModel.load(retail_release[0])
+    rows = _odd_retail(250, 11)
+    assert len(rows) > SMALL_BATCH_ROWS
+    batch = model.place(rows)
+    X, unreadable = model.encode(rows)
+    assert unreadable.to_numpy().any(axis=1).mean() > 0.2
+    for row in range(len(rows)):
+        one = model.place(rows.iloc[[row]])
+        assert (one.cluster_id[0], one.confidence[0], one.reassigned[0]) == \
+            (batch.cluster_id[row], batch.confidence[row], batch.reassigned[row]), rows.iloc[row].to_dict()
+        alone, flags = model.encode(rows.iloc[[row]])
+        assert alone[0].tobytes() == X[row].tobytes()
+        assert flags.iloc[0].tolist() == unreadable.iloc[row].tolist()
+
+
 def test_same_data_and_settings_give_identical_labels_and_the_gate_refuses(retail_file):
     frame = pd.read_csv(retail_file).head(400)
     schema = infer_schema(frame)

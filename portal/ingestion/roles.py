@@ -266,12 +266,21 @@ def describe(schema: TableSchema) -> list[dict[str, Any]]:
     return [{"column": c.name, "role": c.role.value, "reason": c.reason} for c in schema.columns]
 
 
+#: Characters a spreadsheet number may carry around its digits ('1,234', '$12.50', '45 %').
+NUMBER_NOISE = r"[,$€£¥%\s]"
+
+
 def numeric_values(values: pd.Series) -> pd.Series:
     """Numbers as spreadsheets hold them: '1,234', '$12.50', '45%' and blanks (NaN)."""
     if pd.api.types.is_numeric_dtype(values):
         return values.astype(float)
-    return pd.to_numeric(values.astype(str).str.replace(r"[,$€£¥%\s]", "", regex=True), errors="coerce").astype(float)
+    if isinstance(values.dtype, pd.StringDtype):
+        try:  # a column of plain numbers: removing the noise characters would change nothing
+            return pd.to_numeric(values).astype(float)
+        except (ValueError, TypeError):
+            pass
+    return pd.to_numeric(values.astype(str).str.replace(NUMBER_NOISE, "", regex=True), errors="coerce").astype(float)
 
 
-__all__ = ["FEATURE_ROLES", "KNOWN_ORDERS", "ColumnRole", "Role", "TableSchema", "describe", "infer_schema",
-           "numeric_values"]
+__all__ = ["FEATURE_ROLES", "KNOWN_ORDERS", "NUMBER_NOISE", "ColumnRole", "Role", "TableSchema", "describe",
+           "infer_schema", "numeric_values"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def _csv_table(data: bytes) -> Table:
     text = decode(data)
     delimiter = _delimiter(text[:SNIFF_BYTES])
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
-    table = _grid_table([list(r) for r in rows], "csv", None)
+    table = _grid_table(rows, "csv", None)
     if table is None:
         raise InvalidFile("The csv has no header row with customer rows under it. Put the column names in the "
                           "first line and one customer per line below, then upload again.")
@@ -73,24 +74,31 @@ def _delimiter(sample: str) -> str:
         return max(CSV_DELIMITERS, key=consistency)
 
 
-def _grid_table(grid: list[list[object]], file_format: str, sheet: str | None) -> Table | None:
+def _grid_table(grid: Sequence[Sequence[object]], file_format: str, sheet: str | None) -> Table | None:
     """Header = the first top row whose cells are text in at least half of the used columns."""
-    filled = [[not is_blank_cell(c) for c in row] for row in grid]
-    width = max((max((i + 1 for i, f in enumerate(row) if f), default=0) for row in filled), default=0)
+    width = max((_used_width(row) for row in grid), default=0)
     if width < 1:
         return None
     for index, row in enumerate(grid[:HEADER_SEARCH_ROWS]):
         labels = [c for c in row[:width] if isinstance(c, str) and c.strip()]
-        if len(labels) * 2 < width or len(labels) != sum(filled[index][:width]):
+        if len(labels) * 2 < width or len(labels) != sum(not is_blank_cell(c) for c in row[:width]):
             continue
         body = [list(r[:width]) + [None] * (width - len(r[:width])) for r in grid[index + 1:]]
         body = [r for r in body if not all(is_blank_cell(c) for c in r)]
         if not body:
             return None
-        frame = pd.DataFrame(body, columns=_unique_headers(row[:width] + [None] * (width - len(row[:width]))))
+        frame = pd.DataFrame(body, columns=_unique_headers([*row[:width]] + [None] * (width - len(row[:width]))))
         frame = frame.replace("", None)
         return Table(frame.dropna(axis=1, how="all"), file_format, sheet, index + 2)
     return None
+
+
+def _used_width(row: Sequence[object]) -> int:
+    """Columns up to the row's last filled cell (looked for from the end: most rows end filled)."""
+    for position in range(len(row) - 1, -1, -1):
+        if not is_blank_cell(row[position]):
+            return position + 1
+    return 0
 
 
 def _unique_headers(cells: list[object]) -> list[str]:

@@ -23,15 +23,16 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from portal.ingestion.dates import looks_month_first, parse_dates
-from portal.ingestion.roles import Role, TableSchema, numeric_values
+from portal.ingestion.roles import ColumnRole, Role, TableSchema, numeric_values
 from portal.segmentation.table_dependence import dependence
 
 log = logging.getLogger(__name__)
 
 #: Text standing for a blank category, so a blank is a category of its own rather than an error.
 MISSING = "(blank)"
-_TRUE = {"yes", "y", "true", "t", "1", "1.0"}
-_FALSE = {"no", "n", "false", "f", "0", "0.0"}
+#: Spellings of yes and no (lower case) a yes/no column is read from.
+TRUE_TEXT = frozenset({"yes", "y", "true", "t", "1", "1.0"})
+FALSE_TEXT = frozenset({"no", "n", "false", "f", "0", "0.0"})
 #: Roles read as numbers (typed float columns); the others stay text.
 NUMBER_ROLES = (Role.NUMERIC, Role.DATE, Role.BOOLEAN, Role.ORDINAL)
 #: A category's profile is pulled toward the overall mean as if it had this many more average members.
@@ -56,11 +57,18 @@ DEPENDENCE_FLOOR = 0.1
 def read_numbers(values: pd.Series, role: Role, reference: pd.Timestamp | None,
                  order: list[str] | None = None, month_first: bool | None = None) -> tuple[pd.Series, pd.Series]:
     """One column as floats and the mask of cells that hold something unreadable (blanks are not)."""
-    text = values.astype("string").str.strip()
-    blank = text.isna() | (text == "")
     if role == Role.NUMERIC:
         out = numeric_values(values)
-    elif role == Role.DATE:
+        out[~np.isfinite(out) | (out.abs() > LARGEST_NUMBER)] = np.nan
+        unread = out.isna()
+        bad = pd.Series(False, index=values.index)
+        if unread.any():  # whether a cell was blank matters only where no number was read
+            text = stripped_text(values[unread])
+            bad[unread] = ~(text.isna() | (text == "")).to_numpy()
+        return out, bad
+    text = stripped_text(values)
+    blank = text.isna() | (text == "")
+    if role == Role.DATE:
         dates = parse_dates(values, text, month_first)
         out = (reference - dates).dt.days.astype(float) if reference is not None else \
             pd.Series(np.nan, index=values.index)
@@ -69,11 +77,10 @@ def read_numbers(values: pd.Series, role: Role, reference: pd.Timestamp | None,
         out[dates.isna()] = np.nan
     elif role == Role.BOOLEAN:
         lowered = text.str.lower()
-        out = pd.Series(np.where(lowered.isin(_TRUE), 1.0, np.where(lowered.isin(_FALSE), 0.0, np.nan)),
+        out = pd.Series(np.where(lowered.isin(TRUE_TEXT), 1.0, np.where(lowered.isin(FALSE_TEXT), 0.0, np.nan)),
                         index=values.index)
     else:  # ordinal: rank in the learned order; an unknown level is unreadable
-        rank = {v.lower(): float(i) for i, v in enumerate(order or [])}
-        out = text.str.lower().map(rank).astype(float)
+        out = text.str.lower().map(level_ranks(order)).astype(float)
     out = out.astype(float)
     out[~np.isfinite(out) | (out.abs() > LARGEST_NUMBER)] = np.nan  # 1e308 is nobody's age or spend
     return out, (out.isna() & ~blank).fillna(False).astype(bool)
@@ -81,6 +88,21 @@ def read_numbers(values: pd.Series, role: Role, reference: pd.Timestamp | None,
 
 #: Larger magnitudes are unreadable: they would overflow the float32 features UMAP reads.
 LARGEST_NUMBER = 1e30
+
+
+def stripped_text(values: pd.Series) -> pd.Series:
+    """``values.astype("string").str.strip()``; a text column is stripped once per distinct value (an upload's
+    100k cells of a category column hold a handful)."""
+    if not isinstance(values.dtype, pd.StringDtype):
+        return values.astype("string").str.strip()
+    codes, uniques = pd.factorize(values)
+    stripped = pd.Series(uniques, dtype="string").str.strip().to_numpy(dtype=object)
+    return pd.Series(np.append(stripped, pd.NA)[codes], index=values.index, dtype="string")
+
+
+def level_ranks(order: list[str] | None) -> dict[str, float]:
+    """Rank of each level of an ordinal column (lower case), lowest first."""
+    return {v.lower(): float(i) for i, v in enumerate(order or [])}
 
 
 class SchemaColumns(TransformerMixin, BaseEstimator):
@@ -108,15 +130,17 @@ class SchemaColumns(TransformerMixin, BaseEstimator):
         typed: dict[str, pd.Series] = {}
         bad: dict[str, pd.Series] = {}
         for column in self.schema.features:
-            values = X[column.name]
-            if column.role in NUMBER_ROLES:
-                typed[column.name], bad[column.name] = read_numbers(
-                    values, column.role, self.reference_date_, column.values, self.month_first_.get(column.name))
-            else:
-                text = values.astype("string").str.strip()
-                typed[column.name] = text.where(text.notna() & (text != ""), MISSING).astype(object)
-                bad[column.name] = pd.Series(False, index=X.index)
+            typed[column.name], bad[column.name] = self.read_column(column, X[column.name])
         return pd.DataFrame(typed, index=X.index), pd.DataFrame(bad, index=X.index)
+
+    def read_column(self, column: ColumnRole, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+        """One feature column typed, and its unreadable cells."""
+        if column.role in NUMBER_ROLES:
+            return read_numbers(values, column.role, self.reference_date_, column.values,
+                                self.month_first_.get(column.name))
+        text = stripped_text(values)
+        return (text.where(text.notna() & (text != ""), MISSING).astype(object),
+                pd.Series(False, index=values.index))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.feature_names_in_
@@ -336,4 +360,5 @@ class TableFeatures(TransformerMixin, BaseEstimator):
                 "encoded_columns": [str(c) for c in self.get_feature_names_out()]}
 
 
-__all__ = ["MISSING", "MemberProfile", "SchemaColumns", "SkewTamer", "TableFeatures", "read_numbers"]
+__all__ = ["FALSE_TEXT", "LARGEST_NUMBER", "MISSING", "NUMBER_ROLES", "TRUE_TEXT", "MemberProfile", "SchemaColumns",
+           "SkewTamer", "TableFeatures", "level_ranks", "read_numbers", "stripped_text"]

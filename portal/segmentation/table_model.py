@@ -3,9 +3,10 @@ customer table; fitted offline, placing rows online, saving and loading itself.
 
 Continuous columns make the loyalty model's key table impossible, so serving answers from a
 nearest-neighbour vote in the scaled feature space over the fitted rows and their final labels (noise
-rows carry their most likely segment). The reducer ``transform`` + ``approximate_predict`` path stays
-the reference: at training time the fast path's agreement with it on held-out rows is measured,
-recorded (``fast_path_agreement``) and used as a release gate.
+rows carry their most likely segment; ``table_vote``). The reducer ``transform`` + ``approximate_predict``
+path stays the reference: at training time the fast path's agreement with it on held-out rows is
+measured, recorded (``fast_path_agreement``) and used as a release gate. A few rows (the smart form) are
+read and encoded by ``table_small_batch`` from the same fitted state, with the same answers as in a batch.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from portal.segmentation.table_features import (
     DEPENDENCE_REFERENCE,
     TableFeatures,
 )
+from portal.segmentation.table_small_batch import SMALL_BATCH_ROWS, SmallBatchEncoder, small_batch_encoder
+from portal.segmentation.table_vote import GridNeighbours, weighted_vote
 
 log = logging.getLogger(__name__)
 KIND = "table"
@@ -208,9 +211,9 @@ class TableSegmentationModel:
         agree = 0
         for held in np.array_split(order, FOLDS):
             kept = np.setdiff1d(np.arange(len(fit_rows)), held)
-            index = NearestNeighbors(n_neighbors=min(self.params.neighbours, len(kept))).fit(X[fit_rows[kept]])
-            fast = _weighted_vote(index, X[fit_rows[held]], self.vote_labels_[kept], self.vote_noise_[kept],
-                                  self.cluster_ids_).cluster_id
+            index = GridNeighbours(X[fit_rows[kept]])
+            fast = weighted_vote(index, X[fit_rows[held]], self.params.neighbours, self.vote_labels_[kept],
+                                 self.vote_noise_[kept], self.cluster_ids_).cluster_id
             agree += int(np.sum(fast == self._place_vectors(X[fit_rows[held]]).cluster_id))
         return round(agree / len(order), 4), f"{len(order)} fitted rows, each held out of the neighbour index once"
 
@@ -235,7 +238,33 @@ class TableSegmentationModel:
             raise NotFittedError("fit the model (or load a release) before placing rows")
         if frame.empty:
             return Placement(np.zeros(0, int), np.zeros(0), np.zeros(0, bool))
-        return self._vote(self.features_.transform(frame))
+        return self._vote(self.encode(frame)[0])
+
+    def encode(self, frame: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        """Model-ready rows of ``frame`` and which of its cells could not be read (``SchemaColumns.read``);
+        a few rows are read without pandas, to the same bits."""
+        few = self._small_batch() if len(frame) <= SMALL_BATCH_ROWS else None
+        if few is None:
+            typed, bad = self.features_.columns_.read(frame)
+            return self.features_.encode(typed), bad
+        X, flags = few.read(frame)
+        return X, pd.DataFrame(flags, index=frame.index, columns=[c.name for c in few.columns])
+
+    def _small_batch(self) -> SmallBatchEncoder | None:
+        """The few-row encoder of the fitted features (built once; None when their blocks have no such form)."""
+        cached = self.__dict__.get("_few_rows")
+        if cached is None or cached[0] is not self.features_:
+            cached = (self.features_, small_batch_encoder(self.features_))
+            self._few_rows = cached
+        return cached[1]
+
+    def _grid(self) -> GridNeighbours:
+        """The vote's exact index over the fitted rows the saved neighbour index holds (built once)."""
+        cached = self.__dict__.get("_grid_index")
+        if cached is None or cached[0] is not self.neighbours_:
+            cached = (self.neighbours_, GridNeighbours(self.neighbours_._fit_X))
+            self._grid_index = cached
+        return cached[1]
 
     def place_typed(self, typed: pd.DataFrame) -> Placement:
         """``place`` for rows already read into typed columns (``features_.columns_.read``)."""
@@ -248,7 +277,8 @@ class TableSegmentationModel:
         return self._place_vectors(self.features_.transform(frame))
 
     def _vote(self, X: np.ndarray) -> Placement:
-        return _weighted_vote(self.neighbours_, X, self.vote_labels_, self.vote_noise_, self.cluster_ids_)
+        return weighted_vote(self._grid(), X, self.neighbours_.n_neighbors, self.vote_labels_, self.vote_noise_,
+                             self.cluster_ids_)
 
     def _place_vectors(self, X: np.ndarray, batch: int = 5000) -> Placement:
         labels, strengths, flags = [], [], []
@@ -273,28 +303,12 @@ class TableSegmentationModel:
         probe = np.zeros((1, self.neighbours_.n_features_in_), dtype=np.float32)
         self._place_vectors(probe)
         self._vote(probe)
+        self._small_batch()
         return time.perf_counter() - started
 
     def describe(self) -> dict[str, Any]:
         """The learned schema and the feature blocks, for the manifest and the training report."""
         return {"columns": self.schema.model_dump(mode="json")["columns"], **self.features_.describe()}
-
-
-def _weighted_vote(index: NearestNeighbors, X: np.ndarray, labels: np.ndarray, noise: np.ndarray,
-                   cluster_ids: list[int]) -> Placement:
-    """Distance-weighted vote of the nearest fitted rows: the segment, its vote share as the confidence, and
-    reassigned when most of the vote comes from rows that were noise in the fit."""
-    distances, neighbours = index.kneighbors(X)
-    weights = 1.0 / (distances + 1e-6)
-    weights /= weights.sum(axis=1, keepdims=True)
-    ids = np.sort(np.asarray(cluster_ids))
-    codes = np.searchsorted(ids, labels)[neighbours]
-    votes = np.column_stack([(weights * (codes == c)).sum(axis=1) for c in range(len(ids))])
-    winner = votes.argmax(axis=1)
-    share = votes[np.arange(len(X)), winner]
-    reassigned = (weights * noise[neighbours]).sum(axis=1) > 0.5
-    confidence = np.where(reassigned, share * REASSIGNED_CONFIDENCE_CAP, share)
-    return Placement(ids[winner], np.round(confidence, 4), reassigned)
 
 
 __all__ = ["KIND", "TABLE_REQUIRED_FILES", "TableParams", "TableSegmentationModel"]
