@@ -378,17 +378,38 @@ def model_changes(services: Services) -> dict[str, Any]:
     return {"status": "ok", "model_version": release.version, **ids}
 
 
+def _typical(entry: dict[str, Any] | None, reference: pd.Timestamp | None) -> dict[str, Any] | None:
+    """The training base's 10th percentile, median and 90th percentile of a column (aggregates, never one
+    customer's value); a date column's are days before the reference date, shown as dates."""
+    edges = (entry or {}).get("edges") or []
+    median = ((entry or {}).get("summary") or {}).get("median")
+    if len(edges) < 2 or median is None:
+        return None
+    points = {"low": edges[0], "median": median, "high": edges[-1]}
+    if reference is None:
+        return {k: round(float(v), 2) for k, v in points.items()}
+    # days before the reference: the most days is the earliest date
+    dates = {k: (reference - pd.Timedelta(days=float(v))).date().isoformat() for k, v in points.items()}
+    return {"low": dates["high"], "median": dates["median"], "high": dates["low"]}
+
+
 def _audience_fields(release: LiveRelease | None) -> list[dict[str, Any]]:
     """What ``audience`` accepts on the live model: each column, its kind and (short lists only) its values.
     Many-category columns list no values: any is accepted, and rare ones would name small groups."""
     if release is None:
         return []
     if release.kind != releases.LOYALTY:
+        model = cast(TableSegmentationModel, release.model)
+        features = (release.base or {}).get("features", {})
         fields = []
-        for column in cast(TableSegmentationModel, release.model).schema.features:
+        for column in model.schema.features:
             values = list(column.values) if column.role.value in ("categorical", "ordinal") else \
                 ["yes", "no"] if column.role.value == "boolean" else []
-            fields.append({"name": column.name, "type": column.role.value, "values": values})
+            field: dict[str, Any] = {"name": column.name, "type": column.role.value, "values": values}
+            if column.role.value in ("numeric", "date"):
+                field["typical"] = _typical(features.get(column.name), model.features_.columns_.reference_date_
+                                            if column.role.value == "date" else None)
+            fields.append(field)
         return fields
     return [{"name": LOCATION, "type": "high_cardinality", "values": release.model.known_locations()},
             {"name": GENDER, "type": "categorical", "values": list(GENDERS)},

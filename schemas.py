@@ -634,11 +634,19 @@ class ModelChangesResponse(BaseModel):
     vanished: list[VanishedSegment]
 
 
+class TypicalRange(BaseModel):
+    low: float | str = Field(description="10th percentile of the training base (a date as YYYY-MM-DD).")
+    median: float | str
+    high: float | str = Field(description="90th percentile of the training base.")
+
+
 class AudienceField(BaseModel):
     name: str = Field(description="A key for `audience` on POST /generate-promo.")
     type: str = Field(description="numeric, date, boolean, categorical, ordinal or high_cardinality")
     values: list[str] = Field(default_factory=list, description="Allowed values, lowest first for ordinal; "
                                                                    "empty when any value is accepted.")
+    typical: TypicalRange | None = Field(None, description="Numbers and dates: where the training base's middle "
+                                                            "80% lie, and its median (any value is accepted).")
 
 
 class OptionsResponse(BaseModel):

@@ -603,13 +603,19 @@ def test_the_same_table_gives_the_same_segments_whatever_the_blas_thread_count()
     assert labels_digest("1") == labels_digest("2")
 
 
-def test_the_smart_form_places_an_audience_of_the_learned_schema(table_app):
+def test_the_smart_form_places_an_audience_of_the_learned_schema(table_app, retail_file):
     app, _ = table_app
     client = app.test_client()
     fields = {f["name"]: f for f in client.get("/options").get_json()["audience_fields"]}
     assert fields["Membership"]["type"] == "ordinal" and fields["Membership"]["values"][0] == "Bronze"
     assert fields["Preferred Channel"]["type"] == "categorical" and "Online" in fields["Preferred Channel"]["values"]
     assert "Email" not in fields and "Name" not in fields  # personal columns are never form fields
+    frame = pd.read_csv(retail_file)
+    age = fields["Age"]["typical"]
+    assert age["low"] == pytest.approx(frame["Age"].quantile(0.1)) and age["median"] == frame["Age"].median()
+    assert age["high"] == pytest.approx(frame["Age"].quantile(0.9))
+    signup = next(f for f in fields.values() if f["type"] == "date")["typical"]
+    assert signup["low"] < signup["median"] < signup["high"]  # ISO dates, earliest first
 
     body = client.post("/generate-promo", json={**CAMPAIGN, "audience": {"age": 34, "membership": "Gold",
                                                                          "Preferred Channel": "Online"}}).get_json()
