@@ -405,6 +405,9 @@ def _audience_fields(release: LiveRelease | None) -> list[dict[str, Any]]:
         for column in model.schema.features:
             values = list(column.values) if column.role.value in ("categorical", "ordinal") else \
                 ["yes", "no"] if column.role.value == "boolean" else []
+            buckets = (features.get(column.name) or {}).get("buckets")
+            if column.role.value == "categorical" and buckets:  # held by 10+ training customers, like personas
+                values = [v for v in values if v in set(buckets)]
             field: dict[str, Any] = {"name": column.name, "type": column.role.value, "values": values}
             if column.role.value in ("numeric", "date"):
                 field["typical"] = _typical(features.get(column.name), model.features_.columns_.reference_date_

@@ -387,6 +387,7 @@ def seed_named_release(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
 
     frame, _ = generate_customers(rows=600, seed=4)
     frame["Annual Spend"] = np.random.default_rng(4).lognormal(6, 0.5, len(frame)).round(2)
+    frame.loc[:2, "Gender"] = "Non-binary"  # three customers: too few to be listed as a form value
     path = _write(frame, tmp_path_factory.mktemp("seed_named") / "members.csv")
     production = tmp_path_factory.mktemp("seed_named_models")
     staging, manifest, _ = train_table_release(path, production, measure_stability=False)
@@ -405,6 +406,8 @@ def test_the_seed_header_aliases_and_form_fields_work_on_a_learned_schema_with_t
         assert body["status"] == "ok" and body["rows"]["used"] == len(frame), body
         assert body["file"]["columns"]["Join Date"] == "Date Joined"
 
+        fields = {f["name"]: f for f in client.get("/options").get_json()["audience_fields"]}
+        assert sorted(fields["Gender"]["values"]) == ["Female", "Male"]
         form = client.post("/generate-promo", json={**CAMPAIGN, "location": "Bedok", "loyalty_tier": "gold",
                                                      "date_joined": "2021-03-01"})
         answer = form.get_json()
