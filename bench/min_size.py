@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -341,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     scratch = Path(tempfile.mkdtemp(prefix="portal-min-size-"))
-    files = embed_all(args.cache, scratch, args.only)
+    try:
+        files = embed_all(args.cache, scratch, args.only)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if args.embed_only:
         return 0
     for table in measure(files):
