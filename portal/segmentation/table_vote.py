@@ -108,11 +108,19 @@ class GridNeighbours(ExactNeighbourIndex):
         rows, columns = rows[pairs], offsets * self._groups + groups[pairs]
         difference = chunk[rows] - self._data[columns]
         exact = np.einsum("ij,ij->i", difference, difference)
-        order = np.lexsort((self._tie_ranks[columns], exact, rows))
-        rows, columns, exact = rows[order], columns[order], exact[order]
-        first = np.searchsorted(rows, np.arange(len(chunk)))
-        keep = np.flatnonzero(np.arange(len(rows)) - first[rows] < k)
-        return exact[keep].reshape(len(chunk), k), columns[keep].reshape(len(chunk), k)
+        # most queries have exactly k candidates (kept as found, in row order; ``kneighbors`` orders each row);
+        # the others keep their k nearest by distance, then rank
+        counts = np.bincount(rows, minlength=len(chunk))
+        more = counts[rows] > k
+        if more.any():
+            order = np.lexsort((self._tie_ranks[columns[more]], exact[more], rows[more]))
+            picked = np.flatnonzero(more)[order]
+            first = np.searchsorted(rows[picked], np.arange(len(chunk)))
+            picked = picked[np.arange(len(picked)) - first[rows[picked]] < k]
+            keep = ~more
+            keep[picked] = True
+            columns, exact = columns[keep], exact[keep]
+        return exact.reshape(len(chunk), k), columns.reshape(len(chunk), k)
 
     def _screen_error(self, chunk: np.ndarray) -> np.ndarray:
         """Per query, a bound on |float32 (|x|² - 2q·x) - exact| over every fitted row x: each float32 rounding
