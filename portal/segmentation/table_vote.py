@@ -49,6 +49,7 @@ class GridNeighbours(ExactNeighbourIndex):
         padded[:, -1] = _FAR
         padded[:rows, :-1], padded[:rows, -1] = self._data * -2.0, self._norms
         self._screen = padded
+        self._data32 = self._data.astype(np.float32)
         self._largest_norm = float(np.sqrt(self._norms.max())) if rows else 0.0
 
     def kneighbors(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,8 +107,9 @@ class GridNeighbours(ExactNeighbourIndex):
         rows, groups = np.nonzero(minima <= bound[:, None])
         pairs, offsets = np.nonzero(approx[rows, :, groups] <= bound[rows, None])
         rows, columns = rows[pairs], offsets * self._groups + groups[pairs]
-        difference = chunk[rows] - self._data[columns]
-        exact = np.einsum("ij,ij->i", difference, difference)
+        # float32 differences of grid values are exact (below 9 * 2^20), their squares summed in float64 too
+        difference = queries[rows, :-1] - self._data32[columns]
+        exact = np.einsum("ij,ij->i", difference, difference, dtype=np.float64)
         # most queries have exactly k candidates (kept as found, in row order; ``kneighbors`` orders each row);
         # the others keep their k nearest by distance, then rank
         counts = np.bincount(rows, minlength=len(chunk))
