@@ -15,6 +15,7 @@ search that settles every row of a small batch. Both give the same k rows and th
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -33,6 +34,7 @@ _SCREEN_CHUNK_ROWS = 1024
 _GROUPS = 256
 _GROUPS_PER_NEIGHBOUR = 4
 _FAR = 1e37
+_LARGE_SEARCH = threading.Lock()
 
 
 class GridNeighbours(ExactNeighbourIndex):
@@ -79,8 +81,9 @@ class GridNeighbours(ExactNeighbourIndex):
         workers = min(len(starts), os.cpu_count() or 1)
         if workers > 1:
             # chunks side by side, each on one BLAS thread: BLAS's own threads spin-wait between calls and,
-            # on a busy machine, slowed every step after the product
-            with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            # on a busy machine, slowed every step after the product. The limit is process-wide, so one large
+            # search at a time (two interleaved ones could restore each other's limit of 1 for good).
+            with _LARGE_SEARCH, threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
                 list(pool.map(search, starts))
         else:
             for start in starts:
