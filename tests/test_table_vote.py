@@ -59,3 +59,27 @@ def test_the_vote_follows_the_nearest_labels():
     assert placed.cluster_id.tolist() == [4, 9]
     assert placed.reassigned.tolist() == [False, True]
     assert placed.confidence[0] == 1.0 and placed.confidence[1] < 1.0
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_a_large_batch_gets_the_exact_searchs_answer_on_wide_tied_data(seed):
+    """A few thousand rows of 44 columns, half of them discrete (ties at the k-th everywhere), queried in one batch
+    and in slices small enough for the exact search: the same neighbours, distances and vote for every row."""
+    rng = np.random.default_rng(seed)
+    fitted = np.hstack([rng.normal(size=(3000, 22)), rng.integers(0, 2, (3000, 22)) * 0.5]).astype(np.float32)
+    fitted[rng.choice(3000, 600, replace=False)] = fitted[rng.choice(3000, 600)]
+    queries = np.vstack([fitted[rng.choice(3000, 1500)],
+                         fitted[rng.choice(3000, 1500)] + rng.normal(0, 0.01, (1500, 44)),
+                         rng.normal(0, 25, (200, 44))]).astype(np.float32)
+    index = GridNeighbours(fitted)
+    batch_d, batch_i = index.kneighbors(queries, 15)
+    slices = [index.kneighbors(queries[s:s + EXACT_SEARCH_ROWS], 15) for s in range(0, len(queries), EXACT_SEARCH_ROWS)]
+    assert np.array_equal(np.vstack([i for _, i in slices]), batch_i)
+    assert np.vstack([d for d, _ in slices]).tobytes() == batch_d.tobytes()
+    labels, noise = rng.integers(0, 4, 3000), rng.random(3000) < 0.1
+    batch = weighted_vote(index, queries, 15, labels, noise, [0, 1, 2, 3])
+    alone = [weighted_vote(index, queries[s:s + EXACT_SEARCH_ROWS], 15, labels, noise, [0, 1, 2, 3])
+             for s in range(0, len(queries), EXACT_SEARCH_ROWS)]
+    assert np.array_equal(np.concatenate([p.cluster_id for p in alone]), batch.cluster_id)
+    assert np.concatenate([p.confidence for p in alone]).tobytes() == batch.confidence.tobytes()
+    assert np.array_equal(np.concatenate([p.reassigned for p in alone]), batch.reassigned)

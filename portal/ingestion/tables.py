@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from portal.errors import InvalidFile
@@ -76,21 +77,31 @@ def _delimiter(sample: str) -> str:
 
 def _grid_table(grid: Sequence[Sequence[object]], file_format: str, sheet: str | None) -> Table | None:
     """Header = the first top row whose cells are text in at least half of the used columns."""
-    width = max((_used_width(row) for row in grid), default=0)
+    width = max((len(row) if row and _filled_text(row[-1]) else _used_width(row) for row in grid), default=0)
     if width < 1:
         return None
     for index, row in enumerate(grid[:HEADER_SEARCH_ROWS]):
         labels = [c for c in row[:width] if isinstance(c, str) and c.strip()]
         if len(labels) * 2 < width or len(labels) != sum(not is_blank_cell(c) for c in row[:width]):
             continue
-        body = [list(r[:width]) + [None] * (width - len(r[:width])) for r in grid[index + 1:]]
-        body = [r for r in body if not all(is_blank_cell(c) for c in r)]
+        body = [r if len(r) == width else list(r[:width]) + [None] * (width - len(r[:width])) for r in grid[index + 1:]]
+        body = [r for r in body if _filled_text(r[0]) or not all(is_blank_cell(c) for c in r)]
         if not body:
             return None
-        frame = pd.DataFrame(body, columns=_unique_headers([*row[:width]] + [None] * (width - len(row[:width]))))
-        frame = frame.replace("", None)
+        headers = _unique_headers([*row[:width]] + [None] * (width - len(row[:width])))
+        if file_format == "csv":  # every cell is text: empty ones become missing in one pass over an array
+            cells = np.array(body, dtype=object)
+            cells[cells == ""] = None
+            frame = pd.DataFrame(cells, columns=headers)
+        else:
+            frame = pd.DataFrame(body, columns=headers).replace("", None)
         return Table(frame.dropna(axis=1, how="all"), file_format, sheet, index + 2)
     return None
+
+
+def _filled_text(cell: object) -> bool:
+    """A text cell with something in it: the common case, answered without ``is_blank_cell``'s checks."""
+    return isinstance(cell, str) and bool(cell.strip())
 
 
 def _used_width(row: Sequence[object]) -> int:

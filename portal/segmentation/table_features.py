@@ -76,11 +76,11 @@ def read_numbers(values: pd.Series, role: Role, reference: pd.Timestamp | None,
             return out, pd.Series(False, index=values.index)
         out[dates.isna()] = np.nan
     elif role == Role.BOOLEAN:
-        lowered = text.str.lower()
-        out = pd.Series(np.where(lowered.isin(TRUE_TEXT), 1.0, np.where(lowered.isin(FALSE_TEXT), 0.0, np.nan)),
-                        index=values.index)
+        out = _per_distinct(text, lambda lowered: np.where(lowered.isin(TRUE_TEXT), 1.0,
+                                                           np.where(lowered.isin(FALSE_TEXT), 0.0, np.nan)))
     else:  # ordinal: rank in the learned order; an unknown level is unreadable
-        out = text.str.lower().map(level_ranks(order)).astype(float)
+        ranks = level_ranks(order)
+        out = _per_distinct(text, lambda lowered: lowered.map(ranks).to_numpy(dtype=float, na_value=np.nan))
     out = out.astype(float)
     out[~np.isfinite(out) | (out.abs() > LARGEST_NUMBER)] = np.nan  # 1e308 is nobody's age or spend
     return out, (out.isna() & ~blank).fillna(False).astype(bool)
@@ -98,6 +98,13 @@ def stripped_text(values: pd.Series) -> pd.Series:
     codes, uniques = pd.factorize(values)
     stripped = pd.Series(uniques, dtype="string").str.strip().to_numpy(dtype=object)
     return pd.Series(np.append(stripped, pd.NA)[codes], index=values.index, dtype="string")
+
+
+def _per_distinct(text: pd.Series, number: Any) -> pd.Series:
+    """``number`` (lower-cased text → floats) of every cell, computed once per distinct value; blanks are NaN."""
+    codes, uniques = pd.factorize(text)
+    numbers = np.asarray(number(pd.Series(uniques, dtype="string").str.lower()), dtype=float)
+    return pd.Series(np.append(numbers, np.nan)[codes], index=text.index)
 
 
 def level_ranks(order: list[str] | None) -> dict[str, float]:

@@ -54,8 +54,10 @@ class ExactNeighbourIndex:
     def _snap(self, values: np.ndarray) -> np.ndarray:
         """Values as whole multiples of the grid unit around the data's centre (float64 holding integers,
         so BLAS is exact); queries beyond 8 times the training range are clipped there."""
-        steps = (np.asarray(values, np.float64) - self._centre) / self._unit
-        return np.rint(np.clip(steps, -_CLIP * self._steps, _CLIP * self._steps))
+        steps = np.asarray(values, np.float64) - self._centre
+        steps /= self._unit  # in place: a 100k-row batch is 35 MB a copy
+        np.clip(steps, -_CLIP * self._steps, _CLIP * self._steps, out=steps)
+        return np.rint(steps, out=steps)
 
     def neighbour_graph(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """k nearest training rows of every training row, the row itself in column 0 (UMAP's
