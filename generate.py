@@ -248,19 +248,11 @@ def process_upload(data: bytes, filename: str | None, campaign: CampaignInputs, 
                                        upload_id)
     segments = _segments(placement.cluster_id, placement.confidence, placement.reassigned, used, campaign, prefs,
                          services, release, profiles)
-    body = {
-        "status": "ok",
-        "upload_id": upload_id,
-        "model_version": release.version,
-        "file": {"format": table.file_format, "sheet": table.sheet, "columns": table.columns},
-        "rows": {"received": table.rows_received, "used": used, "skipped": table.skipped_count,
-                 "reassigned_from_noise": placement.reassigned_count},
-        "skipped_examples": [{"row": s.row, "reason": s.reason} for s in table.skipped_examples],
-        "segments": segments,
-        "model_fit": fit,
-        "timings_ms": {"placement": round(placed_ms, 1),
-                       "total": round((time.perf_counter() - started) * 1000, 1)},
-    }
+    body = _upload_body(upload_id, release, {"format": table.file_format, "sheet": table.sheet,
+                                             "columns": table.columns},
+                        {"received": table.rows_received, "used": used, "skipped": table.skipped_count,
+                         "reassigned_from_noise": placement.reassigned_count},
+                        table.skipped_examples, segments, fit, placed_ms, started)
     services.uploads.save(upload_id, data, table.file_format,
                           {**body, "campaign": campaign.model_dump()},
                           table.frame["source_row"].to_numpy(), placement.cluster_id, placement.confidence,
@@ -269,6 +261,24 @@ def process_upload(data: bytes, filename: str | None, campaign: CampaignInputs, 
     log.info("upload %s: %d rows used, %d skipped, %d segments", upload_id, used, table.skipped_count,
              len(segments))
     return body
+
+
+def _upload_body(upload_id: str, release: LiveRelease, file: dict[str, Any], rows: dict[str, int],
+                 skipped: list[Any], segments: list[dict[str, Any]], fit: dict[str, Any], placed_ms: float,
+                 started: float) -> dict[str, Any]:
+    """The upload response, the same for both model kinds."""
+    return {
+        "status": "ok",
+        "upload_id": upload_id,
+        "model_version": release.version,
+        "file": file,
+        "rows": rows,
+        "skipped_examples": [{"row": s.row, "reason": s.reason} for s in skipped],
+        "segments": segments,
+        "model_fit": fit,
+        "timings_ms": {"placement": round(placed_ms, 1),
+                       "total": round((time.perf_counter() - started) * 1000, 1)},
+    }
 
 
 def _segments(cluster_ids: Any, confidence: Any, reassigned: Any, used: int, campaign: CampaignInputs,
@@ -311,19 +321,11 @@ def _process_table_upload(data: bytes, campaign: CampaignInputs, prefs: ContentP
     fit = model_fit.for_table_upload(release, upload, upload_id)
     segments = _segments(placement.cluster_id, placement.confidence, placement.reassigned, upload.customers,
                          campaign, prefs, services, release, profiles)
-    body: dict[str, Any] = {
-        "status": "ok",
-        "upload_id": upload_id,
-        "model_version": release.version,
-        "file": {"format": upload.file_format, "sheet": upload.sheet, "columns": upload.columns},
-        "rows": {"received": upload.rows_received, "used": upload.customers, "skipped": upload.skipped_count,
-                 "reassigned_from_noise": placement.reassigned_count},
-        "skipped_examples": [{"row": s.row, "reason": s.reason} for s in upload.skipped],
-        "segments": segments,
-        "model_fit": fit,
-        "timings_ms": {"placement": round(placed_ms, 1),
-                       "total": round((time.perf_counter() - started) * 1000, 1)},
-    }
+    body = _upload_body(upload_id, release, {"format": upload.file_format, "sheet": upload.sheet,
+                                             "columns": upload.columns},
+                        {"received": upload.rows_received, "used": upload.customers,
+                         "skipped": upload.skipped_count, "reassigned_from_noise": placement.reassigned_count},
+                        upload.skipped, segments, fit, placed_ms, started)
     if upload.rolled_up is not None:
         body["rolled_up"] = upload.rolled_up
     services.uploads.save(upload_id, data, upload.file_format,

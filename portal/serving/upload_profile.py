@@ -91,8 +91,7 @@ def loyalty_profiles(customers: pd.DataFrame, cluster_ids: np.ndarray,
         size = int(mask.sum())
         profile: dict[str, Any] = {"size": size, "share": round(size / total, 4)}
         if size < MIN_CUSTOMERS:
-            out[int(cluster_id)] = {**profile, "summary": f"{size} customers: {TOO_FEW}.", "traits_vs_list": [],
-                                    "traits_vs_base": []}
+            out[int(cluster_id)] = _size_only(profile)
             continue
         seg = traits[mask]
         vs_list = [_loyalty_trait(t, VS_LIST) for t in distinguishing(seg, list_shares, min_count=MIN_CUSTOMERS)]
@@ -109,6 +108,12 @@ def loyalty_profiles(customers: pd.DataFrame, cluster_ids: np.ndarray,
             "median_tenure_months": int(round(float(np.median(tenure[mask])))),
         }
     return out
+
+
+def _size_only(profile: dict[str, Any]) -> dict[str, Any]:
+    """A segment with fewer than MIN_CUSTOMERS of the list's customers: its size, no trait."""
+    return {**profile, "summary": f"{profile['size']} customers: {TOO_FEW}.", "traits_vs_list": [],
+            "traits_vs_base": []}
 
 
 def _table_trait(trait: Any) -> dict[str, Any]:
@@ -135,8 +140,7 @@ def table_profiles(typed: pd.DataFrame, schema: TableSchema, cluster_ids: np.nda
         size = int(mask.sum())
         profile: dict[str, Any] = {"size": size, "share": round(size / total, 4)}
         if size < MIN_CUSTOMERS:
-            out[int(cluster_id)] = {**profile, "summary": f"{size} customers: {TOO_FEW}.", "traits_vs_list": [],
-                                    "traits_vs_base": []}
+            out[int(cluster_id)] = _size_only(profile)
             continue
         seg = typed.loc[mask]
         found: dict[str, list[Any]] = {VS_LIST: [], VS_BASE: []}
