@@ -130,7 +130,7 @@ def _refit_table_lineage(files: list[Path], live_manifest: dict[str, Any], setti
     progress(f"read {len(files)} snapshot(s) of the live schema: {rows:,} rows, {dropped:,} repeated customers")
     order_schema = live_manifest.get("order_schema")
     data = TableData(frame, schema, rows, dropped, str(snapshots.lineage_dir(settings.base_data_dir, schema)),
-                     TableSchema.model_validate(order_schema) if order_schema else None, None,
+                     TableSchema.model_validate(order_schema) if order_schema else None,
                      live_manifest.get("rolled_up"), [p.name for p in files])
     staging, manifest, _ = fit_table_release(data, settings.production_models_dir, progress=progress,
                                              measure_stability=False, live=live)

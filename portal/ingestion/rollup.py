@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,11 @@ class RolledUp:
         spend = f", total spend from {self.amount}" if self.amount else ""
         return (f"{self.order_rows:,} order rows rolled up into {self.customers:,} customers by {self.id_column} "
                 f"(recency and first purchase from {self.date_column}, frequency as orders{spend})")
+
+    def record(self) -> dict[str, Any]:
+        """What the manifest keeps of it (uploads roll up the same way; a retrain carries it over)."""
+        return {"order_rows": self.order_rows, "customers": self.customers, "id_column": self.id_column,
+                "date_column": self.date_column, "summary": self.summary()}
 
 
 def is_order_level(frame: pd.DataFrame, schema: TableSchema) -> bool:

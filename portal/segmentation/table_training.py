@@ -22,7 +22,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from portal.errors import MissingColumns, PortalError, TrainingError
 from portal.ingestion.roles import TableSchema, infer_schema
-from portal.ingestion.rollup import RolledUp, is_order_level, roll_up
+from portal.ingestion.rollup import is_order_level, roll_up
 from portal.ingestion.sheets import first_customer_sheet
 from portal.ingestion.tables import read_table
 from portal.segmentation import base_distributions, releases
@@ -47,19 +47,10 @@ class TableData:
     source: str
     #: the order-level schema when the file was an order export rolled up per customer
     order_schema: TableSchema | None = None
-    rolled_up: RolledUp | None = None
-    #: a retrain's carried-over roll-up record (its rows are per-customer snapshots of a rolled-up table)
-    rolled_up_record: dict[str, Any] | None = None
+    #: how its order rows became customers (``RolledUp.record``; a retrain carries the live release's over)
+    rolled_up: dict[str, Any] | None = None
     #: the files read when there were several (a retrain's snapshots); else the one ``source``
     sources: list[str] = field(default_factory=list)
-
-    def rollup_manifest(self) -> dict[str, Any] | None:
-        """How order rows became customers, for the manifest (uploads roll up the same way)."""
-        if self.rolled_up is None:
-            return self.rolled_up_record
-        r = self.rolled_up
-        return {"order_rows": r.order_rows, "customers": r.customers, "id_column": r.id_column,
-                "date_column": r.date_column, "summary": r.summary()}
 
 
 def loyalty_gap(path: Path) -> str | None:
@@ -106,7 +97,8 @@ def read_training_table(path: Path, roles: dict[str, str] | None = None, exclude
     frame = frame.reset_index(drop=True)
     for column in schema.columns:
         say(f"  {column.name}: {column.role.value} ({column.reason})")
-    return TableData(frame, schema, len(table.frame), before - len(frame), str(path), order_schema, rolled)
+    return TableData(frame, schema, len(table.frame), before - len(frame), str(path), order_schema,
+                     rolled.record() if rolled else None)
 
 
 def stability(model: TableSegmentationModel, data: TableData) -> float:
@@ -145,7 +137,7 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
         "data_fingerprint": data_fingerprint(data.frame, [c.name for c in data.schema.features]),
         "schema": model.describe(),
         "order_schema": data.order_schema.model_dump(mode="json") if data.order_schema else None,
-        "rolled_up": data.rollup_manifest(),
+        "rolled_up": data.rolled_up,
         "parameters": {**model.params.as_dict(), "reducer": model.reducer_.get_params(),
                        "clusterer": model.clusterer_.get_params(),
                        "clusterer_fitted": getattr(model.clusterer_, "fitted_sizes_", None)},

@@ -12,6 +12,7 @@ the segment, a segment smaller than that gets its size only, and no customer-lev
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -83,24 +84,20 @@ def loyalty_profiles(customers: pd.DataFrame, cluster_ids: np.ndarray,
     list_shares = {c: traits[c].value_counts(normalize=True) for c in traits.columns}
     base_shares = {c: pd.Series(v, dtype=float) for c, v in (base or {}).get("traits", {}).items()}
     tenure = ((reference - pd.to_datetime(customers[DATE_JOINED])).dt.days / 30.44).to_numpy()
-    ids = np.asarray(cluster_ids)
-    total = len(ids)
     out: dict[int, dict[str, Any]] = {}
-    for cluster_id in sorted(set(ids.tolist())):
-        mask = ids == cluster_id
-        size = int(mask.sum())
-        profile: dict[str, Any] = {"size": size, "share": round(size / total, 4)}
+    for cluster_id, mask, profile in _segments_of(cluster_ids):
+        size = profile["size"]
         if size < MIN_CUSTOMERS:
-            out[int(cluster_id)] = _size_only(profile)
+            out[cluster_id] = _size_only(profile)
             continue
         seg = traits[mask]
         vs_list = [_loyalty_trait(t, VS_LIST) for t in distinguishing(seg, list_shares, min_count=MIN_CUSTOMERS)]
         vs_base = [_loyalty_trait(t, VS_BASE) for t in distinguishing(seg, base_shares, min_count=MIN_CUSTOMERS)] \
             if base_shares else []
         tiers = seg["Loyalty Tier"].value_counts(normalize=True)
-        out[int(cluster_id)] = {
+        out[cluster_id] = {
             **profile,
-            "summary": _summary(size, size / total, vs_base or vs_list),
+            "summary": _summary(size, size / len(cluster_ids), vs_base or vs_list),
             "traits_vs_list": vs_list,
             "traits_vs_base": vs_base,
             "tier_mix": {t["value"]: t["share"] for t in _frequent(tiers, size) if t["value"] in TIER_ORDER},
@@ -108,6 +105,15 @@ def loyalty_profiles(customers: pd.DataFrame, cluster_ids: np.ndarray,
             "median_tenure_months": int(round(float(np.median(tenure[mask])))),
         }
     return out
+
+
+def _segments_of(cluster_ids: np.ndarray) -> Iterator[tuple[int, np.ndarray, dict[str, Any]]]:
+    """Every segment of a placed list: its id, which rows are in it, and its size and share."""
+    ids = np.asarray(cluster_ids)
+    for cluster_id in sorted(set(ids.tolist())):
+        mask = ids == cluster_id
+        size = int(mask.sum())
+        yield int(cluster_id), mask, {"size": size, "share": round(size / len(ids), 4)}
 
 
 def _size_only(profile: dict[str, Any]) -> dict[str, Any]:
@@ -128,19 +134,15 @@ def table_profiles(typed: pd.DataFrame, schema: TableSchema, cluster_ids: np.nda
     """The profile of every segment of a list placed on a learned-schema model (typed feature columns of the
     placed customers, in placement order)."""
     typed = typed.reset_index(drop=True)
-    ids = np.asarray(cluster_ids)
-    total = len(ids)
     features = (base or {}).get("features", {})
     list_wholes = {c.name: whole_of(c, typed[c.name]) for c in schema.features}
     base_wholes = {c.name: Whole.from_summary(features[c.name]["summary"]) for c in schema.features
                    if c.name in features and "summary" in features[c.name]}
     out: dict[int, dict[str, Any]] = {}
-    for cluster_id in sorted(set(ids.tolist())):
-        mask = ids == cluster_id
-        size = int(mask.sum())
-        profile: dict[str, Any] = {"size": size, "share": round(size / total, 4)}
+    for cluster_id, mask, profile in _segments_of(cluster_ids):
+        size = profile["size"]
         if size < MIN_CUSTOMERS:
-            out[int(cluster_id)] = _size_only(profile)
+            out[cluster_id] = _size_only(profile)
             continue
         seg = typed.loc[mask]
         found: dict[str, list[Any]] = {VS_LIST: [], VS_BASE: []}
@@ -152,8 +154,9 @@ def table_profiles(typed: pd.DataFrame, schema: TableSchema, cluster_ids: np.nda
                         found[against].append(trait)
         ranked = {k: [_table_trait(t) for t in sorted(v, key=lambda t: t.effect, reverse=True)[:TRAIT_LIMIT]]
                   for k, v in found.items()}
-        out[int(cluster_id)] = {**profile, "summary": _summary(size, size / total, ranked[VS_BASE] or ranked[VS_LIST]),
-                                "traits_vs_list": ranked[VS_LIST], "traits_vs_base": ranked[VS_BASE]}
+        out[cluster_id] = {**profile, "summary": _summary(size, size / len(cluster_ids),
+                                                          ranked[VS_BASE] or ranked[VS_LIST]),
+                           "traits_vs_list": ranked[VS_LIST], "traits_vs_base": ranked[VS_BASE]}
     return out
 
 
