@@ -20,7 +20,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from portal.content.service import ContentService
 from portal.coordination.redis_link import redis_health
-from portal.errors import NotFound, ValidationFailed
+from portal.errors import MissingColumns, NotFound, ValidationFailed
 from portal.ingestion.reader import read_customer_file
 from portal.segmentation import releases
 from portal.segmentation.model import SegmentationModel
@@ -234,7 +234,12 @@ def process_upload(data: bytes, filename: str | None, campaign: CampaignInputs, 
     loaded = services.models.release
     if loaded is not None and loaded.kind == releases.TABLE:
         return _process_table_upload(data, campaign, prefs, services, loaded, started)
-    table = read_customer_file(data, filename=filename, max_rows=settings.max_upload_rows)
+    try:
+        table = read_customer_file(data, filename=filename, max_rows=settings.max_upload_rows)
+    except MissingColumns as exc:  # a table of other columns: say how to segment it by its own
+        raise MissingColumns(f"{exc.message} Or segment this file by its own columns: train on it with "
+                             f"`{model_fit.TRAIN_COMMAND}` or POST /admin/train with the file.",
+                             {**(exc.details or {}), "train_command": model_fit.TRAIN_COMMAND}) from None
     # the release this request started with, even if a swap lands while the file is read
     release = loaded if loaded is not None else services.models.current()
     if release.kind == releases.TABLE:  # the first load finished, with a learned-schema model, meanwhile

@@ -743,3 +743,16 @@ def test_request_log_names_the_client_a_trusted_proxy_vouches_for(make_app):
     finally:
         logging.getLogger("portal.requests").removeHandler(handler)
     assert [r.client for r in seen] == ["198.51.100.9"]
+
+
+def test_a_table_of_other_columns_on_the_loyalty_model_says_how_to_train_on_it(client):
+    """A marketer's own list (the mall customers) on the bundled model: the 422 names the missing columns
+    and the command that segments the file by its own columns."""
+    from tests.test_roles import DATASETS
+
+    response = upload(client, data=(DATASETS / "mall_customers.csv").read_bytes(), filename="mall_customers.csv")
+    error = response.get_json()["error"]
+    assert response.status_code == 422 and error["code"] == "missing_columns"
+    assert "Date Joined" in error["message"] and "flask --app app train --data" in error["message"]
+    assert error["details"]["train_command"] == "flask --app app train --data FILE"
+    assert error["details"]["missing"][0]["column"] == "Date Joined"

@@ -24,6 +24,7 @@ from portal.ingestion.rows import SkippedRow
 from portal.ingestion.tables import read_table
 from portal.segmentation.model import Placement
 from portal.segmentation.table_model import TableSegmentationModel
+from portal.serving.model_fit import TRAIN_COMMAND
 from schemas import canonical_column, header_key
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def match_headers(columns: list[str], schema: TableSchema) -> dict[str, str]:
 def _missing_message(missing: list[str], schema: TableSchema, manifest: dict[str, Any]) -> MissingColumns:
     features = [c.name for c in schema.features]
     sources = ", ".join(manifest.get("sources", [])) or "its training table"
-    command = "flask --app app train --data YOUR_FILE"
+    command = TRAIN_COMMAND
     return MissingColumns(
         f"Column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} "
         f"{'are' if len(missing) > 1 else 'is'} missing. The live model {manifest.get('version')} was trained on "
