@@ -81,13 +81,12 @@ def embed_loyalty(structure: str, seed: int, scratch: Path) -> Embedded:
 
 
 def embed_table(label: str, path: Path, answers: pd.DataFrame | None) -> Embedded:
-    from portal.segmentation.stages import ExactNeighbourUMAP
     from portal.segmentation.table_model import (
         TABLE_MIN_CLUSTER_FLOOR,
         TABLE_MIN_SAMPLES_FLOOR,
-        TABLE_UMAP_NEIGHBOURS,
         TableParams,
         TableSegmentationModel,
+        table_reducer,
     )
     from portal.segmentation.table_training import read_training_table
 
@@ -97,7 +96,7 @@ def embed_table(label: str, path: Path, answers: pd.DataFrame | None) -> Embedde
         started = time.perf_counter()
         model = TableSegmentationModel(
             data.schema, TableParams(min_fast_path_agreement=0),
-            reducer=ExactNeighbourUMAP(n_neighbors=TABLE_UMAP_NEIGHBOURS, random_state=reducer_seed)).fit(
+            reducer=table_reducer(reducer_seed)).fit(
             data.frame, progress=lambda m: None)
         fit_s += time.perf_counter() - started
         embeddings.append(model.embedding_sample_)

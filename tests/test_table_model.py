@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.preprocessing import OneHotEncoder
 
 from portal.errors import TrainingError
 from portal.ingestion.roles import Role, infer_schema
 from portal.segmentation import releases
+from portal.segmentation.stages import ExactNeighbourUMAP
 from portal.segmentation.table_features import TableFeatures
-from portal.segmentation.table_model import TableParams, TableSegmentationModel
+from portal.segmentation.table_model import TableParams, TableSegmentationModel, table_reducer
 from portal.segmentation.table_personas import _number as shown_number
 from portal.segmentation.table_sample_data import generate_orders, generate_retail
 from tests.conftest import make_settings_overrides
@@ -156,9 +158,9 @@ def test_features_per_role():
 
 
 def test_no_block_drowns_the_rest():
-    """Every block spreads rows at most as much as one standardised number: a 40-category one-hot stays under
-    it, and a member profile over six numbers its category determines is weighted down to it (the cap alone:
-    mean profile, dependence factor off; the default weighting stays under it too)."""
+    """Every block spreads rows at most as much as one standardised number: a 40-category one-hot (kept one-hot
+    here) stays under it, and a member profile over six numbers its category determines is weighted down to it
+    (the cap alone: mean profile, dependence factor off; the default weighting stays under it too)."""
     rng = np.random.default_rng(1)
     town = rng.integers(0, 10, 400)
     frame = _feature_frame().drop(columns=["Contact"]).assign(Town=[f"Town {t}" for t in rng.integers(0, 40, 300)])
@@ -167,8 +169,10 @@ def test_no_block_drowns_the_rest():
         frame[f"Score {i}"] = town + rng.normal(0, 0.05, 400)
     frame["Area"] = [f"Area {t}" for t in town]
     schema = infer_schema(frame, roles={"Town": "categorical", "Area": "high_cardinality"})
-    for features in (TableFeatures(schema).fit(frame),
-                     TableFeatures(schema, profile="mean", profile_budget=0, dependence_floor=1.0).fit(frame)):
+    for features in (TableFeatures(schema, profile_from=1000).fit(frame),
+                     TableFeatures(schema, profile="mean", profile_budget=0, dependence_floor=1.0,
+                                   profile_from=1000).fit(frame)):
+        assert isinstance(features.encoder_.named_transformers_["Town"], OneHotEncoder)
         X = features.transform(frame)
         for name, piece in features.encoder_.output_indices_.items():
             if piece.stop > piece.start:
@@ -179,6 +183,13 @@ def test_no_block_drowns_the_rest():
 
 
 # -- the fitted model --------------------------------------------------------------------------
+
+def test_the_neighbourhood_is_a_share_of_the_fitted_rows():
+    """5% of the fitted rows between 30 and 100, never more than the other rows; the loyalty model keeps 200."""
+    reducer = table_reducer(0)
+    assert [reducer.neighbours_for(n) for n in (20, 200, 1000, 2000, 5000, 100_000)] == [19, 30, 50, 100, 100, 100]
+    assert ExactNeighbourUMAP().neighbours_for(5000) == 200
+
 
 def test_release_records_kind_schema_weights_and_gates(retail_release):
     release, manifest = retail_release

@@ -46,18 +46,31 @@ class ExactNeighbourUMAP(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, n_neighbors: int = 200, min_dist: float = 0.0, n_components: int = 5,
-                 n_epochs: int | None = 300, negative_sample_rate: int = 3, random_state: int = 42) -> None:
+                 n_epochs: int | None = 300, negative_sample_rate: int = 3, random_state: int = 42,
+                 neighbours_share: float | None = None, min_neighbors: int = 15) -> None:
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
         self.n_components = n_components
         self.n_epochs = n_epochs
         self.negative_sample_rate = negative_sample_rate
         self.random_state = random_state
+        self.neighbours_share = neighbours_share
+        self.min_neighbors = min_neighbors
+
+    def neighbours_for(self, rows: int) -> int:
+        """The neighbourhood on ``rows`` fitted rows: ``n_neighbors``, or with ``neighbours_share`` that share of
+        the rows between ``min_neighbors`` and ``n_neighbors``; never more than the other rows."""
+        wanted = self.n_neighbors
+        if self.neighbours_share is not None:
+            wanted = min(self.n_neighbors, max(self.min_neighbors, int(round(self.neighbours_share * rows))))
+        return max(1, min(wanted, rows - 1))
 
     def fit_transform(self, X: np.ndarray, y: Any = None, **fit_params: Any) -> np.ndarray:
         """Fit on X and return its embedding (UMAP's own, not a second transform of X)."""
+        #: the neighbourhood these rows came to, for the manifest
+        self.fitted_neighbours_ = self.neighbours_for(len(X))
         self.umap_, embedding = umap_with_exact_neighbours(
-            X, n_neighbors=min(self.n_neighbors, len(X) - 1), min_dist=self.min_dist,
+            X, n_neighbors=self.fitted_neighbours_, min_dist=self.min_dist,
             n_components=self.n_components, metric="euclidean", random_state=self.random_state,
             n_epochs=self.n_epochs, negative_sample_rate=self.negative_sample_rate)
         return np.asarray(embedding)

@@ -52,6 +52,11 @@ SKEW_LIMIT = 1.0
 DEPENDENCE_REFERENCE = 0.3
 DEPENDENCE_POWER = 2.0
 DEPENDENCE_FLOOR = 0.1
+#: A categorical column with this many categories or more is described by its members, as a high-cardinality
+#: one is, rather than one-hot: every one-hot category sits the same distance from every other, so at 16 cities
+#: UMAP made each city of a planted group its own island and split the group (4 planted groups found as 7).
+#: Measured on 14 planted retail and order files in ``bench/schemas.py`` (neighbourhoods).
+PROFILE_FROM_CATEGORIES = 10
 
 
 def read_numbers(values: pd.Series, role: Role, reference: pd.Timestamp | None,
@@ -244,9 +249,15 @@ class MemberProfile(TransformerMixin, BaseEstimator):
         return np.asarray(self.columns_, dtype=object)
 
 
+def described_by_members(column: ColumnRole, categories: int, profile_from: int = PROFILE_FROM_CATEGORIES) -> bool:
+    """Whether a category column is encoded by its members' profile (``MemberProfile``) rather than one-hot."""
+    return column.role == Role.HIGH_CARDINALITY or (column.role == Role.CATEGORICAL and categories >= profile_from)
+
+
 def _block(column_role: Role, name: str, number_columns: list[str], category_distance: float = CATEGORY_DISTANCE,
            profile: str = "histogram") -> tuple[Any, list[str], float]:
-    """The encoder of one feature column, the columns it reads and its weight before budgeting."""
+    """The encoder of one feature column, the columns it reads and its weight before budgeting (a
+    categorical column described by its members comes as ``Role.HIGH_CARDINALITY``)."""
     if column_role in (Role.NUMERIC, Role.DATE):
         return make_pipeline(SimpleImputer(strategy="median"), SkewTamer(), StandardScaler()), [name], 1.0
     if column_role == Role.ORDINAL:
@@ -278,8 +289,9 @@ class TableFeatures(TransformerMixin, BaseEstimator):
                  category_distance: float = CATEGORY_DISTANCE, dependence_floor: float = DEPENDENCE_FLOOR,
                  dependence_reference: float | None = DEPENDENCE_REFERENCE,
                  dependence_power: float = DEPENDENCE_POWER, profile: str = "histogram",
-                 profile_budget: float = 1.0) -> None:
+                 profile_budget: float = 1.0, profile_from: int = PROFILE_FROM_CATEGORIES) -> None:
         self.schema = schema
+        self.profile_from = profile_from
         self.budget = budget
         self.category_distance = category_distance
         self.dependence_floor = dependence_floor
@@ -292,7 +304,11 @@ class TableFeatures(TransformerMixin, BaseEstimator):
         self.columns_ = SchemaColumns(self.schema).fit(X)
         typed = self.columns_.transform(X)
         numbers = [c.name for c in self.schema.features if c.role in NUMBER_ROLES]
-        blocks = {c.name: _block(c.role, c.name, numbers, self.category_distance, self.profile)
+        #: category columns encoded by their members' profile
+        self.profiled_ = [c.name for c in self.schema.features
+                          if described_by_members(c, int(typed[c.name].nunique()), self.profile_from)]
+        blocks = {c.name: _block(Role.HIGH_CARDINALITY if c.name in self.profiled_ else c.role, c.name, numbers,
+                                 self.category_distance, self.profile)
                   for c in self.schema.features}
         base = {name: weight for name, (_, _, weight) in blocks.items()}
         unweighted = ColumnTransformer([(name, enc, cols) for name, (enc, cols, _) in blocks.items()],
@@ -335,6 +351,18 @@ class TableFeatures(TransformerMixin, BaseEstimator):
             return f"{shared}: independent of the other columns, weighted at the floor {self.dependence_floor:g}"
         return f"{shared}: weighted by {factor:.2f} for its weak dependence on the other columns"
 
+    def _encoding(self, name: str) -> str:
+        """How a block encodes its column, in words (a categorical column of many categories says why it is
+        described by its members)."""
+        encoder = self.encoder_.named_transformers_[name]
+        if isinstance(encoder, MemberProfile):
+            role = next(c.role for c in self.schema.features if c.name == name)
+            why = f" ({self.profile_from} or more categories)" if role == Role.CATEGORICAL else ""
+            return f"member profile{why}: each category described by its customers' other values"
+        if isinstance(encoder, OneHotEncoder):
+            return "one-hot"
+        return "yes/no as 0/1" if isinstance(encoder, SimpleImputer) else "standardised number"
+
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "encoder_")
         return self.encode(self.columns_.transform(X))
@@ -356,7 +384,8 @@ class TableFeatures(TransformerMixin, BaseEstimator):
             if "skewtamer" in steps and bool(steps["skewtamer"].log_.any()):
                 log_columns.append(name)
         reference = self.columns_.reference_date_
-        return {"blocks": {name: {"weight": round(w, 4), "spread": self.block_spread_.get(name),
+        return {"blocks": {name: {"weight": round(w, 4), "encoding": self._encoding(name),
+                                  "spread": self.block_spread_.get(name),
                                   "dependence": self.dependence_[name].ami,
                                   "shares_most_with": self.dependence_[name].partner,
                                   "dependence_factor": round(self.dependence_factor_[name], 4),
@@ -367,5 +396,6 @@ class TableFeatures(TransformerMixin, BaseEstimator):
                 "encoded_columns": [str(c) for c in self.get_feature_names_out()]}
 
 
-__all__ = ["FALSE_TEXT", "LARGEST_NUMBER", "MISSING", "NUMBER_ROLES", "TRUE_TEXT", "MemberProfile", "SchemaColumns",
-           "SkewTamer", "TableFeatures", "level_ranks", "read_numbers", "stripped_text"]
+__all__ = ["FALSE_TEXT", "LARGEST_NUMBER", "MISSING", "NUMBER_ROLES", "PROFILE_FROM_CATEGORIES", "TRUE_TEXT",
+           "MemberProfile", "SchemaColumns", "SkewTamer", "TableFeatures", "described_by_members", "level_ranks",
+           "read_numbers", "stripped_text"]

@@ -42,6 +42,7 @@ from portal.segmentation.table_features import (
     DEPENDENCE_FLOOR,
     DEPENDENCE_POWER,
     DEPENDENCE_REFERENCE,
+    PROFILE_FROM_CATEGORIES,
     TableFeatures,
 )
 from portal.segmentation.table_small_batch import SMALL_BATCH_ROWS, SmallBatchEncoder, small_batch_encoder
@@ -54,10 +55,15 @@ TABLE_STAGE_FILES = {"features.pkl": "features_", "umap.pkl": "reducer_", "hdbsc
                      "neighbours.pkl": "neighbours_"}
 TABLE_STATE_FILE = "table_state.pkl"
 TABLE_REQUIRED_FILES = (*TABLE_STAGE_FILES, TABLE_STATE_FILE)
-#: UMAP neighbourhood for learned schemas. The loyalty model's 200 suits its few distinct rows; on continuous
-#: tables it blurred segments into a continuum (marketing_campaign: fast-path agreement 74%, noise 13%, against
-#: 98% and 3% with 30; order export: stability across seeds 0.69 against 1.0); measured in ``bench/schemas.py``.
-TABLE_UMAP_NEIGHBOURS = 30
+#: UMAP neighbourhood for learned schemas: 5% of the fitted rows, between 30 and 100. The loyalty model's 200
+#: suits its few distinct rows; on continuous tables it blurred segments into a continuum (marketing_campaign:
+#: fast-path agreement 74%, noise 13%; order export: stability across seeds 0.69). A fixed 30 let small
+#: pockets of customers (a group's members living in another group's city) become islands that split or
+#: mislabel planted groups: 7 of 14 planted retail and order files below ARI 0.8, against none with 100
+#: (worst 0.46 → 0.89); 200-row tables keep 30. Measured in ``bench/schemas.py`` (neighbourhoods).
+TABLE_UMAP_NEIGHBOURS = 100
+TABLE_UMAP_NEIGHBOURS_SHARE = 0.05
+TABLE_UMAP_MIN_NEIGHBOURS = 30
 #: Smallest segment and density smoothing floors for learned schemas: the loyalty floors (50 rows, 10 samples)
 #: allowed at most two segments on the 200-row mall_customers table (and none with categories 1 apart);
 #: 20 and 5 gave six there and change nothing above 1,000 rows, where the shares decide.
@@ -91,9 +97,17 @@ class TableParams:
     #: member profiles: "histogram" (Hellinger) or "mean", scaled to this share of the block budget (0: capped)
     profile: str = "histogram"
     profile_budget: float = 1.0
+    #: a categorical column with this many categories or more is described by its members, not one-hot
+    profile_from_categories: int = PROFILE_FROM_CATEGORIES
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def table_reducer(random_state: int) -> ExactNeighbourUMAP:
+    """The learned-schema reducer: UMAP whose neighbourhood is a share of the fitted rows."""
+    return ExactNeighbourUMAP(n_neighbors=TABLE_UMAP_NEIGHBOURS, neighbours_share=TABLE_UMAP_NEIGHBOURS_SHARE,
+                              min_neighbors=TABLE_UMAP_MIN_NEIGHBOURS, random_state=random_state)
 
 
 class TableSegmentationModel:
@@ -105,8 +119,7 @@ class TableSegmentationModel:
                  clusterer: Clusterer | None = None) -> None:
         self.schema = schema
         self.params = params or TableParams()
-        self.reducer = reducer if reducer is not None else ExactNeighbourUMAP(
-            n_neighbors=TABLE_UMAP_NEIGHBOURS, random_state=self.params.random_state)
+        self.reducer = reducer if reducer is not None else table_reducer(self.params.random_state)
         self.clusterer = clusterer if clusterer is not None else ShareScaledHDBSCAN(
             min_cluster_floor=TABLE_MIN_CLUSTER_FLOOR, min_samples_floor=TABLE_MIN_SAMPLES_FLOOR)
 
@@ -149,7 +162,7 @@ class TableSegmentationModel:
         self.features_ = TableFeatures(
             self.schema, p.block_budget, p.category_distance, dependence_floor=p.dependence_floor,
             dependence_reference=p.dependence_reference, dependence_power=p.dependence_power, profile=p.profile,
-            profile_budget=p.profile_budget).fit(frame.iloc[fit_rows])
+            profile_budget=p.profile_budget, profile_from=p.profile_from_categories).fit(frame.iloc[fit_rows])
         X = self.features_.transform(frame)
 
         say(f"fitting the reducer on {len(fit_rows)} of {len(X)} rows")
@@ -311,4 +324,4 @@ class TableSegmentationModel:
         return {"columns": self.schema.model_dump(mode="json")["columns"], **self.features_.describe()}
 
 
-__all__ = ["KIND", "TABLE_REQUIRED_FILES", "TableParams", "TableSegmentationModel"]
+__all__ = ["KIND", "TABLE_REQUIRED_FILES", "TableParams", "TableSegmentationModel", "table_reducer"]

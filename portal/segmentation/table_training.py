@@ -139,6 +139,7 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
         "order_schema": data.order_schema.model_dump(mode="json") if data.order_schema else None,
         "rolled_up": data.rolled_up,
         "parameters": {**model.params.as_dict(), "reducer": model.reducer_.get_params(),
+                       "reducer_fitted_neighbours": getattr(model.reducer_, "fitted_neighbours_", None),
                        "clusterer": model.clusterer_.get_params(),
                        "clusterer_fitted": getattr(model.clusterer_, "fitted_sizes_", None)},
         "metrics": metrics,
