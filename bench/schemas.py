@@ -1,15 +1,15 @@
 """Learned schemas end to end: train on a table, upload the same table, and print one table of results.
 
     python -m bench.schemas                       # the shared real files and the planted-group files
-    python -m bench.schemas --only planted        # planted-group files only (or: real, weights)
+    python -m bench.schemas --only planted        # planted-group files only (or: real, weights, neighbourhoods)
     python -m bench.schemas --datasets DIR        # real files from another folder
 
 For each real file: segments found (2–12 wanted), rows placed and skipped on upload, noise, fast-path
 agreement with the full UMAP path, fit time. For each planted-group file (schemas other than the loyalty
 one, written by ``portal.segmentation.table_sample_data``): ARI against the planted groups, noise before
 reassignment, and stability (ARI between fits with two random seeds); and the feature block weighting
-against its alternatives. Runs in this process with the offline content provider; also the ``schemas``
-section of ``make bench``.
+against its alternatives, and the UMAP neighbourhood and category encoding against theirs on 14 planted files.
+Runs in this process with the offline content provider; also the ``schemas`` section of ``make bench``.
 """
 
 from __future__ import annotations
@@ -168,6 +168,57 @@ def weightings(folder: Path, scratch: Path) -> Table:
     return table
 
 
+#: Planted retail lists and order exports beyond the two the tables above use: other seeds and sizes of the same
+#: generator, where segment counts and ARI swing most.
+DRAWS = (("retail", 3000, 7), ("retail", 5000, 19), ("retail", 4000, 3), ("retail", 4000, 1), ("retail", 4000, 2),
+         ("retail", 3000, 4), ("retail", 5000, 5), ("retail", 2000, 6), ("retail", 4000, 8), ("orders", 2000, 7),
+         ("orders", 2000, 1), ("orders", 2000, 2), ("orders", 3000, 3), ("orders", 1500, 4))
+#: Reducer neighbourhood and category encoding alternatives: (label, fixed neighbours or None for the default share,
+#: categories from which a categorical column is described by its members).
+NEIGHBOURHOODS = (("default: 5% of rows (30-100) neighbours, 10+ categories by members", None, None),
+                  ("before: 30 neighbours, every categorical one-hot", 30, 10**9),
+                  ("30 neighbours, 10+ categories by members", 30, None),
+                  ("5% of rows (30-100), every categorical one-hot", None, 10**9))
+
+
+def neighbourhoods(scratch: Path) -> Table:
+    """Each neighbourhood / encoding alternative on 14 planted retail and order files: ARI and segment counts."""
+    from portal.segmentation.stages import ExactNeighbourUMAP
+    from portal.segmentation.table_model import TableParams, TableSegmentationModel, table_reducer
+    from portal.segmentation.table_sample_data import RETAIL_GROUPS, write_table_sample
+    from portal.segmentation.table_training import read_training_table
+
+    table = Table(f"UMAP neighbourhood and category encoding on {len(DRAWS)} planted retail and order files "
+                  f"({len(RETAIL_GROUPS)} planted groups each; one fit each, gate off)",
+                  ["alternative", "mean ARI", "worst ARI", "files >= 0.8", f"files with {len(RETAIL_GROUPS)} segments",
+                   "min fast-path agreement", "mean fit s"])
+    files = []
+    for kind, rows, seed in DRAWS:
+        path = write_table_sample(scratch / f"n-{kind}-{rows}-{seed}.csv", kind, rows, seed)
+        answers = pd.read_csv(path.with_name(path.stem + ".answers.csv"))
+        data = read_training_table(path, progress=lambda m: None)
+        files.append((data, data.frame[data.schema.identifier].map(dict(zip(answers["Customer ID"],
+                                                                             answers["true_group"])))))
+    for label, neighbours, profile_from in NEIGHBOURHOODS:
+        aris, counts, agreements, seconds = [], [], [], []
+        for data, truth in files:
+            params = TableParams(min_fast_path_agreement=0,
+                                 **({"profile_from_categories": profile_from} if profile_from else {}))
+            reducer = table_reducer(params.random_state) if neighbours is None else \
+                ExactNeighbourUMAP(n_neighbors=neighbours, random_state=params.random_state)
+            started = time.perf_counter()
+            model = TableSegmentationModel(data.schema, params, reducer=reducer).fit(data.frame,
+                                                                                     progress=lambda m: None)
+            seconds.append(time.perf_counter() - started)
+            aris.append(float(adjusted_rand_score(truth, model.labels_)))
+            counts.append(len(model.cluster_ids_))
+            agreements.append(model.fast_path_agreement_)
+        table.add(label, round(sum(aris) / len(aris), 3), round(min(aris), 3), sum(a >= 0.8 for a in aris),
+                  sum(c == len(RETAIL_GROUPS) for c in counts), f"{min(agreements):.1%}",
+                  round(sum(seconds) / len(seconds), 1))
+    return table
+
+
 def _labels(release: Path, data) -> Any:
     """The saved model's placement of the training customers."""
     from portal.segmentation.table_model import TableSegmentationModel
@@ -181,12 +232,12 @@ def run(ctx: Context) -> list[Table]:
     scratch = ctx.workdir / "schemas"
     scratch.mkdir(parents=True, exist_ok=True)
     tables = [real_files(folder, scratch), planted(scratch)]
-    return tables if ctx.quick else [*tables, weightings(folder, scratch)]
+    return tables if ctx.quick else [*tables, weightings(folder, scratch), neighbourhoods(scratch)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.schemas", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("real", "planted", "weights"))
+    parser.add_argument("--only", choices=("real", "planted", "weights", "neighbourhoods"))
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -199,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             tables.append(planted(scratch))
         if args.only in (None, "weights"):
             tables.append(weightings(args.datasets, scratch))
+        if args.only in (None, "neighbourhoods"):
+            tables.append(neighbourhoods(scratch))
         for table in tables:
             sys.stdout.write(table.text() + "\n\n")
     finally:

@@ -139,3 +139,21 @@ def test_a_customer_table_is_not_rolled_up():
                               "Joined": pd.date_range("2020-01-01", periods=200, freq="D"),
                               "Spend": np.arange(200.0)})
     assert not is_order_level(customers, infer_schema(customers))
+
+
+def test_id_headers_ending_in_no_or_ref_are_identifiers_and_a_phone_number_is_personal():
+    """Unique six-digit integers under "Client No" were read as a number and trained on; "Phone Number" (digits
+    with a leading zero) was taken for the customer id by its "Number"."""
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame({
+        "Client No": rng.choice(np.arange(100_000, 999_999), n, replace=False),
+        "AccountRef": [f"AC{v}" for v in rng.choice(np.arange(100_000, 999_999), n, replace=False)],
+        "Phone Number": [f"07{v:09d}" for v in rng.choice(10**9, n, replace=False)],
+        "Balance": rng.gamma(2, 900, n).round(2),
+    })
+    schema = infer_schema(frame)
+    roles = {c.name: c.role for c in schema.columns}
+    assert roles == {"Client No": Role.IDENTIFIER, "AccountRef": Role.IDENTIFIER, "Phone Number": Role.PERSONAL,
+                     "Balance": Role.NUMERIC}
+    assert schema.identifier == "Client No"

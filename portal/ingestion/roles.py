@@ -67,7 +67,7 @@ _PERSONAL_WORDS = frozenset({
     "telephone", "tel", "handphone", "address", "street", "addr", "postcode", "postal", "zip", "zipcode",
     "latitude", "longitude", "lat", "lon", "lng", "latlong", "coordinates", "note", "notes", "remark", "remarks",
     "comment", "comments", "reason", "feedback", "description", "nric", "passport", "ssn"})
-_ID_HEADERS = re.compile(r"(^id$|id$|^id|number$|^no$|code$|uuid|key$)")
+_ID_HEADERS = re.compile(r"(^id$|id$|^id|number$|no$|nr$|num$|ref$|reference$|code$|uuid|key$)")
 _DATE_HEADERS = re.compile(r"(date|^dt|time|since|joined|signup|registered|created|lastpurchase|firstpurchase|"
                            r"lastorder|firstorder)")
 _PLAIN_NUMBER = r"-?\d+(?:\.\d+)?"
@@ -176,6 +176,8 @@ def _infer_column(name: str, values: pd.Series) -> ColumnRole:
     unique_share = distinct / len(text)
     numbers = numeric_values(text)
     numeric_share = float(numbers.notna().mean())
+    if distinct > 5 and _personal_header(name):  # before ids: a near-unique "Phone Number" is a phone number
+        return role(Role.PERSONAL, "personal data by its name")
     id_like = bool(_ID_HEADERS.search(header))
     if unique_share >= NEAR_UNIQUE and (id_like or (numeric_share < 0.5 and _looks_like_codes(text))):
         return role(Role.IDENTIFIER, f"near-unique ({unique_share:.0%} distinct values)"
@@ -183,8 +185,6 @@ def _infer_column(name: str, values: pd.Series) -> ColumnRole:
     lowered = set(text.str.lower().unique())
     if len(lowered) == 2 and lowered <= _TRUE | _FALSE and lowered & _TRUE and lowered & _FALSE:
         return role(Role.BOOLEAN, "two values meaning yes and no")
-    if distinct > 5 and _personal_header(name):
-        return role(Role.PERSONAL, "personal data by its name")
     if _looks_like_dates(header, values.loc[text.index], text, numbers, numeric_share):
         return role(Role.DATE, "dates (turned into days before the training reference date)")
     if numeric_share > 0.95:
