@@ -163,3 +163,28 @@ def test_planted_retail_groups_come_back_where_one_hot_cities_split_them(seed):
     model = TableSegmentationModel(infer_schema(frame)).fit(frame, progress=lambda m: None)
     assert len(model.cluster_ids_) == 4
     assert adjusted_rand_score(answers["true_group"], model.labels_) >= 0.9
+
+
+def test_a_member_profile_keeps_every_distance_in_as_many_columns_as_categories():
+    """Sixteen cities described over many numbers' bands are stored in their own span: the same distances between
+    any two cities and to an unseen one, in at most sixteen columns."""
+    frame, _ = generate_retail(2000, 4)
+    typed = SchemaColumns(infer_schema(frame)).fit(frame).transform(frame)
+    numbers = ["Age", "Annual Income", "Orders", "Total Spend", "Signup Date", "Last Purchase", "Membership"]
+    profile = MemberProfile().fit(typed[["City", *numbers]])
+    full = MemberProfile()
+    full_profiles = {}
+    described, _ = full._bands(typed[numbers].astype(float))
+    base = described.mean().to_numpy()
+    for city, members in described.groupby(typed["City"].to_numpy()):
+        shrunk = (members.sum().to_numpy() + full.pseudo_count * base) / (len(members) + full.pseudo_count)
+        full_profiles[city] = np.sqrt(shrunk / len(numbers)) - np.sqrt(base / len(numbers))
+    cities = sorted(full_profiles)
+    assert len(profile.columns_) <= len(cities) < described.shape[1]
+    for a, b in itertools.combinations(cities, 2):
+        assert np.linalg.norm(profile.profiles_[a] - profile.profiles_[b]) == pytest.approx(
+            np.linalg.norm(full_profiles[a] - full_profiles[b]), rel=1e-9, abs=1e-12)
+    unseen = profile.transform(pd.DataFrame({"City": ["Atlantis"], **{n: [0.0] for n in numbers}}))[0]
+    assert np.allclose(unseen, 0)
+    for city in cities:
+        assert np.linalg.norm(profile.profiles_[city]) == pytest.approx(np.linalg.norm(full_profiles[city]), rel=1e-9)

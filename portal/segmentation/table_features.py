@@ -216,6 +216,7 @@ class MemberProfile(TransformerMixin, BaseEstimator):
             profile = np.sqrt(np.clip(shrunk, 0, None) / width) - np.sqrt(np.clip(base, 0, None) / width)
         else:
             profile = shrunk - base
+        profile, names = _span(profile, names)
         self.profiles_ = {str(k): v for k, v in zip(sums.index, profile)}
         self.columns_ = [f"{X.columns[0]} profile: {n}" for n in names]
         return self
@@ -252,6 +253,17 @@ class MemberProfile(TransformerMixin, BaseEstimator):
 def described_by_members(column: ColumnRole, categories: int, profile_from: int = PROFILE_FROM_CATEGORIES) -> bool:
     """Whether a category column is encoded by its members' profile (``MemberProfile``) rather than one-hot."""
     return column.role == Role.HIGH_CARDINALITY or (column.role == Role.CATEGORICAL and categories >= profile_from)
+
+
+def _span(profiles: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The profiles in an orthonormal basis of their own span when that is narrower than the bands: every
+    distance between two categories, and to an unseen one (zeros), stays the same, in as many columns as there
+    are categories (16 cities over 18 numbers: 16 columns instead of 144, so the neighbour search reads fewer)."""
+    if len(profiles) >= profiles.shape[1]:
+        return profiles, names
+    _, singular, basis = np.linalg.svd(profiles, full_matrices=False)
+    rank = max(1, int(np.sum(singular > singular[0] * 1e-10))) if singular.size and singular[0] > 0 else 1
+    return profiles @ basis[:rank].T, [f"component {i + 1}" for i in range(rank)]
 
 
 def _block(column_role: Role, name: str, number_columns: list[str], category_distance: float = CATEGORY_DISTANCE,
