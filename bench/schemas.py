@@ -178,6 +178,7 @@ DRAWS = (("retail", 3000, 7), ("retail", 5000, 19), ("retail", 4000, 3), ("retai
 NEIGHBOURHOODS = (("default: 5% of rows (30-100) neighbours, 10+ categories by members", None, None),
                   ("before: 30 neighbours, every categorical one-hot", 30, 10**9),
                   ("30 neighbours, 10+ categories by members", 30, None),
+                  ("70 neighbours, 10+ categories by members", 70, None),
                   ("5% of rows (30-100), every categorical one-hot", None, 10**9))
 
 

@@ -187,7 +187,7 @@ def test_no_block_drowns_the_rest():
 def test_the_neighbourhood_is_a_share_of_the_fitted_rows():
     """5% of the fitted rows between 30 and 100, never more than the other rows; the loyalty model keeps 200."""
     reducer = table_reducer(0)
-    assert [reducer.neighbours_for(n) for n in (20, 200, 1000, 2000, 5000, 100_000)] == [19, 30, 50, 100, 100, 100]
+    assert [reducer.neighbours_for(n) for n in (20, 200, 1000, 1200, 5000, 100_000)] == [19, 30, 50, 60, 100, 100]
     assert ExactNeighbourUMAP().neighbours_for(5000) == 200
 
 
@@ -268,6 +268,10 @@ def test_same_data_and_settings_give_identical_labels_and_the_gate_refuses(retai
     assert np.array_equal(first.labels_, second.labels_)
     with pytest.raises(TrainingError, match="agrees with the full UMAP path"):
         TableSegmentationModel(schema, TableParams(min_fast_path_agreement=1.01)).fit(frame)
+    # the stability refit skips the agreement check (and its gate) and nothing else
+    unchecked = TableSegmentationModel(schema, TableParams(min_fast_path_agreement=1.01)).fit(
+        frame, measure_agreement=False)
+    assert np.array_equal(unchecked.labels_, first.labels_) and np.isnan(unchecked.fast_path_agreement_)
 
 
 def test_too_few_rows_says_how_many(retail_file):

@@ -47,8 +47,7 @@ class ExactNeighbourUMAP(TransformerMixin, BaseEstimator):
 
     def __init__(self, n_neighbors: int = 200, min_dist: float = 0.0, n_components: int = 5,
                  n_epochs: int | None = 300, negative_sample_rate: int = 3, random_state: int = 42,
-                 neighbours_share: float | None = None, min_neighbors: int = 15,
-                 large_fit_rows: int | None = None, large_fit_epochs: int = 200) -> None:
+                 neighbours_share: float | None = None, min_neighbors: int = 15) -> None:
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
         self.n_components = n_components
@@ -57,8 +56,6 @@ class ExactNeighbourUMAP(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.neighbours_share = neighbours_share
         self.min_neighbors = min_neighbors
-        self.large_fit_rows = large_fit_rows
-        self.large_fit_epochs = large_fit_epochs
 
     def neighbours_for(self, rows: int) -> int:
         """The neighbourhood on ``rows`` fitted rows: ``n_neighbors``, or with ``neighbours_share`` that share of
@@ -68,21 +65,14 @@ class ExactNeighbourUMAP(TransformerMixin, BaseEstimator):
             wanted = min(self.n_neighbors, max(self.min_neighbors, int(round(self.neighbours_share * rows))))
         return max(1, min(wanted, rows - 1))
 
-    def epochs_for(self, rows: int) -> int | None:
-        """Layout epochs on ``rows`` fitted rows: ``large_fit_epochs`` from ``large_fit_rows`` rows on (UMAP's own
-        default also takes fewer epochs on more rows), else ``n_epochs``."""
-        if self.large_fit_rows is not None and rows >= self.large_fit_rows:
-            return self.large_fit_epochs
-        return self.n_epochs
-
     def fit_transform(self, X: np.ndarray, y: Any = None, **fit_params: Any) -> np.ndarray:
         """Fit on X and return its embedding (UMAP's own, not a second transform of X)."""
         #: the neighbourhood these rows came to, for the manifest
-        self.fitted_neighbours_, self.fitted_epochs_ = self.neighbours_for(len(X)), self.epochs_for(len(X))
+        self.fitted_neighbours_ = self.neighbours_for(len(X))
         self.umap_, embedding = umap_with_exact_neighbours(
             X, n_neighbors=self.fitted_neighbours_, min_dist=self.min_dist,
             n_components=self.n_components, metric="euclidean", random_state=self.random_state,
-            n_epochs=self.fitted_epochs_, negative_sample_rate=self.negative_sample_rate)
+            n_epochs=self.n_epochs, negative_sample_rate=self.negative_sample_rate)
         return np.asarray(embedding)
 
     def fit(self, X: np.ndarray, y: Any = None) -> ExactNeighbourUMAP:

@@ -107,8 +107,8 @@ def stability(model: TableSegmentationModel, data: TableData) -> float:
     reducer = clone(model.reducer)
     if "random_state" in reducer.get_params():
         reducer.set_params(random_state=seed)
-    other = TableSegmentationModel(data.schema, replace(model.params, random_state=seed, min_fast_path_agreement=0),
-                                   reducer=reducer, clusterer=model.clusterer).fit(data.frame, progress=lambda m: None)
+    other = TableSegmentationModel(data.schema, replace(model.params, random_state=seed), reducer=reducer,
+                                   clusterer=model.clusterer).fit(data.frame, lambda m: None, measure_agreement=False)
     return round(float(adjusted_rand_score(model.labels_, other.labels_)), 4)
 
 
@@ -139,8 +139,7 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
         "order_schema": data.order_schema.model_dump(mode="json") if data.order_schema else None,
         "rolled_up": data.rolled_up,
         "parameters": {**model.params.as_dict(), "reducer": model.reducer_.get_params(),
-                       "reducer_fitted": {"n_neighbors": getattr(model.reducer_, "fitted_neighbours_", None),
-                                          "n_epochs": getattr(model.reducer_, "fitted_epochs_", None)},
+                       "reducer_fitted_neighbours": getattr(model.reducer_, "fitted_neighbours_", None),
                        "clusterer": model.clusterer_.get_params(),
                        "clusterer_fitted": getattr(model.clusterer_, "fitted_sizes_", None)},
         "metrics": metrics,
