@@ -2,13 +2,16 @@
 
     python -m bench.schemas                       # the shared real files and the planted-group files
     python -m bench.schemas --only planted        # planted-group files only (or: real, weights, neighbourhoods)
+    python -m bench.schemas --only other          # the second generator's 8 files beside KMeans and a ceiling
     python -m bench.schemas --datasets DIR        # real files from another folder
 
 For each real file: segments found (2–12 wanted), rows placed and skipped on upload, noise, fast-path
 agreement with the full UMAP path, fit time. For each planted-group file (schemas other than the loyalty
 one, written by ``portal.segmentation.table_sample_data``): ARI against the planted groups, noise before
 reassignment, and stability (ARI between fits with two random seeds); and the feature block weighting
-against its alternatives, and the UMAP neighbourhood and category encoding against theirs on 14 planted files.
+against its alternatives, and the UMAP neighbourhood and category encoding against theirs on 14 planted files;
+and the 8 files of a second, independently written generator (``bench.other_generator``, a yardstick nothing is
+tuned to) beside KMeans with the true number of groups and a supervised ceiling (``bench.other_baselines``).
 Runs in this process with the offline content provider; also the ``schemas`` section of ``make bench``.
 """
 
@@ -220,6 +223,88 @@ def neighbourhoods(scratch: Path) -> Table:
     return table
 
 
+def _id_text(value: Any) -> str:
+    """Comparable text of an id value (a number read as a float loses its '.0')."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def other_generator(scratch: Path) -> Table:
+    """The 8 files of ``bench.other_generator`` trained as the product does (gate off), each beside KMeans given
+    the true number of groups and a supervised ceiling: a yardstick only, the ARI gap is the gap to close."""
+    import numpy as np
+
+    from bench.other_baselines import kmeans_true_k, supervised_ceiling
+    from bench.other_generator import DATE_FORMATS, PERSONAL_COLUMNS, write_all
+    from portal.segmentation.table_model import TableParams, TableSegmentationModel, table_reducer
+    from portal.segmentation.table_training import read_training_table
+
+    table = Table("Second generator (bench.other_generator, seed 2024; a yardstick, nothing is tuned to it): "
+                  "one fit each, gate off, refit with seed 43",
+                  ["file", "rows", "planted groups", "segments", "ARI vs planted", "stability (ARI seeds 42/43)",
+                   "noise", "fast-path agreement", "KMeans true-K ARI", "supervised ceiling ARI"])
+    ours: list[float] = []
+    kmeans: list[float] = []
+    for stem, path, _ in write_all(scratch / "other_generator"):
+        answers = pd.read_csv(path.with_name(path.stem + ".answers.csv"), dtype=str, keep_default_na=False)
+        in_order = answers["true_group"].astype(int).to_numpy()
+        raw = pd.read_csv(path)
+        km = kmeans_true_k(raw, PERSONAL_COLUMNS[stem], DATE_FORMATS, in_order)
+        ceiling = supervised_ceiling(raw, PERSONAL_COLUMNS[stem], DATE_FORMATS, in_order)
+        kmeans.append(km)
+        planted_groups = len(np.unique(in_order))
+        try:
+            data = read_training_table(path, progress=lambda m: None)
+            model = TableSegmentationModel(data.schema, TableParams(min_fast_path_agreement=0)).fit(
+                data.frame, progress=lambda m: None)
+            other = TableSegmentationModel(data.schema, TableParams(min_fast_path_agreement=0, random_state=43),
+                                           reducer=table_reducer(43)).fit(data.frame, progress=lambda m: None,
+                                                                          measure_agreement=False)
+        except Exception as exc:  # report the refusal and go on with the other files
+            table.add(stem, len(raw), planted_groups, f"refused: {str(exc)[:60]}", "-", "-", "-", "-",
+                      round(km, 3), round(ceiling, 3))
+            continue
+        label, labels = stem, np.asarray(model.labels_)
+        identifier = data.schema.identifier
+        truth = None
+        if identifier is not None:
+            of_id = dict(zip(answers["Customer ID"].str.strip(), in_order))
+            mapped = np.array([of_id.get(_id_text(v), -1) for v in data.frame[identifier]])
+            unmapped = int((mapped < 0).sum())
+            if unmapped < len(mapped):
+                truth = mapped
+                if unmapped:
+                    label = f"{stem} ({unmapped} ids not in the answers, left out)"
+            else:
+                label = f"{stem} (identifier {identifier!r} is not the answers' id: row order)"
+        else:
+            label = f"{stem} (no identifier found: row order)"
+        if truth is None:
+            truth = in_order if len(in_order) == len(labels) else None
+        if truth is None:
+            ari: Any = "-"
+        else:
+            keep = truth >= 0
+            ari = float(adjusted_rand_score(truth[keep], labels[keep]))
+            ours.append(ari)
+            ari = round(ari, 3)
+        table.add(label, len(data.frame), planted_groups, len(model.cluster_ids_), ari,
+                  round(float(adjusted_rand_score(labels, other.labels_)), 3), f"{model.noise_share_:.1%}",
+                  f"{model.fast_path_agreement_:.2%}", round(km, 3), round(ceiling, 3))
+
+    def summary(values: list[float]) -> str:
+        if not values:
+            return "no file scored"
+        return (f"mean ARI {sum(values) / len(values):.3f}, worst {min(values):.3f}, "
+                f"files >= 0.8: {sum(v >= 0.8 for v in values)} of {len(values)}")
+
+    table.notes.append(f"ours: {summary(ours)}; KMeans with the true K: {summary(kmeans)}")
+    table.notes.append("KMeans is handed the true number of groups and the columns to drop; the ceiling is gradient "
+                       "boosting trained on the answers (5-fold); noise is before reassignment")
+    return table
+
+
 def _labels(release: Path, data) -> Any:
     """The saved model's placement of the training customers."""
     from portal.segmentation.table_model import TableSegmentationModel
@@ -228,17 +313,19 @@ def _labels(release: Path, data) -> Any:
 
 
 def run(ctx: Context) -> list[Table]:
-    """The ``schemas`` section of ``make bench`` (weightings left out in quick mode)."""
+    """The ``schemas`` section of ``make bench`` (weightings, neighbourhoods and the second generator left out in
+    quick mode)."""
     folder = ROOT.parent / "shared" / "datasets"
     scratch = ctx.workdir / "schemas"
     scratch.mkdir(parents=True, exist_ok=True)
     tables = [real_files(folder, scratch), planted(scratch)]
-    return tables if ctx.quick else [*tables, weightings(folder, scratch), neighbourhoods(scratch)]
+    return tables if ctx.quick else [*tables, weightings(folder, scratch), neighbourhoods(scratch),
+                                     other_generator(scratch)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.schemas", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("real", "planted", "weights", "neighbourhoods"))
+    parser.add_argument("--only", choices=("real", "planted", "weights", "neighbourhoods", "other"))
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -253,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             tables.append(weightings(args.datasets, scratch))
         if args.only in (None, "neighbourhoods"):
             tables.append(neighbourhoods(scratch))
+        if args.only in (None, "other"):
+            tables.append(other_generator(scratch))
         for table in tables:
             sys.stdout.write(table.text() + "\n\n")
     finally:
