@@ -1,7 +1,7 @@
 """A second, independently written generator of planted-group customer tables: a yardstick, not a target.
 
 ``portal.segmentation.table_sample_data`` writes the planted retail lists and order exports the learned-schema
-model was developed on. This module was written apart from the product (first as ``exp/bb/gen.py``), with other
+model was developed on. This module was written apart from the product, with other
 schemas (bank, SaaS, gym, hotel, e-commerce, insurance, telecom, streaming), other group sizes (3 to 7 groups,
 the smallest 6-8%), groups that overlap (shared category mixes, means about one sd apart) and strays (5-15% of
 each group's members given a uniformly random category in one column), blank cells and pure-noise columns.
@@ -10,7 +10,7 @@ figures beside KMeans with the true number of groups and a supervised ceiling (`
 
 Nothing in the pipeline may be tuned to these files: a change is judged on the product's own benchmarks, and
 these figures are only read as the gap still to close. Do not adjust the distributions here to suit the product
-either; with the default seed 2024 the files are byte-identical to ``exp/bb/data``.
+either: keep the default seed 2024 so its figures stay comparable from one run to the next.
 
 Style (kept from the original on purpose): every file is built column by column from a group-label vector with
 small vectorised helpers (per-group parameter arrays indexed by the label), not from per-group profile objects.
