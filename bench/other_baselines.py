@@ -8,7 +8,7 @@
 
 Both use every column but the identifier and personal ones (noise columns included, as the product sees them);
 the columns to drop and the date formats come from the generator, not from the product's schema inference.
-Adapted from ``exp/bb/baseline.py``; the same seeds, so the figures are the same. Both run on one OpenMP / BLAS
+Fixed seeds, so the figures repeat from run to run. Both run on one OpenMP / BLAS
 thread: on 2 shared cores, two spinning OpenMP threads made gradient boosting 25x slower (41 s against 1.5 s).
 """
 

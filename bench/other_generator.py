@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike
 
 log = logging.getLogger(__name__)
 
-#: Seed of the original run (``exp/bb/data``).
+#: Seed of the files whose figures are in the notes and the README.
 DEFAULT_SEED = 2024
 
 FIRST = ("James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara Richard "
