@@ -145,6 +145,9 @@ def test_a_categorical_column_of_many_categories_is_described_by_its_members():
     blocks = features.describe()["blocks"]
     assert blocks["City"]["encoding"].startswith("member profile (10 or more categories)")
     assert blocks["Preferred Channel"]["encoding"] == "one-hot"
+    assert blocks["Signup Date"]["encoding"] == "days before the reference date, standardised"
+    assert blocks["Membership"]["encoding"] == "rank on its scale, standardised"
+    assert blocks["Age"]["encoding"] == "standardised number"
     assert TableFeatures(schema, profile_from=17).fit(frame).describe()["blocks"]["City"]["encoding"] == "one-hot"
 
     profiles = features.encoder_.named_transformers_["City"].profiles_

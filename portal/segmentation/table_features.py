@@ -367,13 +367,16 @@ class TableFeatures(TransformerMixin, BaseEstimator):
         """How a block encodes its column, in words (a categorical column of many categories says why it is
         described by its members)."""
         encoder = self.encoder_.named_transformers_[name]
+        role = next(c.role for c in self.schema.features if c.name == name)
         if isinstance(encoder, MemberProfile):
-            role = next(c.role for c in self.schema.features if c.name == name)
             why = f" ({self.profile_from} or more categories)" if role == Role.CATEGORICAL else ""
             return f"member profile{why}: each category described by its customers' other values"
         if isinstance(encoder, OneHotEncoder):
             return "one-hot"
-        return "yes/no as 0/1" if isinstance(encoder, SimpleImputer) else "standardised number"
+        if isinstance(encoder, SimpleImputer):
+            return "yes/no as 0/1"
+        return {Role.DATE: "days before the reference date, standardised",
+                Role.ORDINAL: "rank on its scale, standardised"}.get(role, "standardised number")
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         check_is_fitted(self, "encoder_")
