@@ -62,9 +62,8 @@ TABLE_REQUIRED_FILES = (*TABLE_STAGE_FILES, TABLE_STATE_FILE)
 #: mislabelled planted groups. With categories of ten values or more described by their members, 100 gave ARI
 #: 0.89-1.00 on 14 planted retail and order files with two seeds each (27 of the 28 fits found exactly the four
 #: groups); 70 found five on one of them with another seed (ARI 0.68), 30 did on two (0.64). 200-row tables keep
-#: 30. Measured in
-#: ``bench/schemas.py`` (neighbourhoods). The layout keeps 300 epochs: 200 left 4% noise on one of those files
-#: and its fast-path agreement at 95.6%, under the release gate.
+#: 30. Measured in ``bench/schemas.py`` (neighbourhoods). The layout keeps 300 epochs: 200 left 4% noise on one
+#: of those files and its fast-path agreement at 95.6%, under the release gate.
 TABLE_UMAP_NEIGHBOURS = 100
 TABLE_UMAP_NEIGHBOURS_SHARE = 0.05
 TABLE_UMAP_MIN_NEIGHBOURS = 30
