@@ -48,8 +48,8 @@ def test_identical_rows_are_at_distance_zero_and_the_next_row_at_its_true_distan
 def test_umap_transform_works_and_places_rows_beside_their_neighbours():
     data = _blobs()
     with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # the "transform will be unavailable" warning is handled
-        warnings.filterwarnings("ignore", message="n_jobs value")
+        # the "transform will be unavailable" and the seeded "n_jobs overridden" warnings are handled
+        warnings.simplefilter("error", UserWarning)
         model, embedding = umap_with_exact_neighbours(data, n_neighbors=15, min_dist=0.0, n_components=2,
                                                       random_state=3)
     assert embedding.shape == (len(data), 2)

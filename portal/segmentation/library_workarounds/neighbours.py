@@ -17,6 +17,8 @@ import numpy as np
 
 #: UMAP warns that transform is unavailable when the index it is given is not pynndescent's.
 _NOT_NNDESCENT_WARNING = r"precomputed_knn\[2\] \(knn_search_index\) is not an NNDescent object"
+#: umap says so on every seeded fit; a fixed ``random_state`` is how fits repeat, so it is expected, not news.
+_SEEDED_SINGLE_THREAD_WARNING = r"n_jobs value .* overridden to 1 by setting random_state"
 _CHUNK_ROWS = 500
 #: Queries farther than this many times the training range (per column) are clipped to it.
 _CLIP = 8
@@ -130,6 +132,7 @@ def umap_with_exact_neighbours(X: np.ndarray, **umap_params: Any) -> tuple[Any, 
     model = umap.UMAP(precomputed_knn=(indices, distances, index), **umap_params)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_NOT_NNDESCENT_WARNING)
+        warnings.filterwarnings("ignore", message=_SEEDED_SINGLE_THREAD_WARNING)
         embedding = model.fit_transform(X)
     # The neighbour graph is fit-time input only (transform queries the index; only UMAP.update, which
     # is never used, reads it again). joblib writes every reference to it as its own copy: 8 MB each at
