@@ -267,16 +267,16 @@ def _span(profiles: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]
 
 
 def _block(column_role: Role, name: str, number_columns: list[str], category_distance: float = CATEGORY_DISTANCE,
-           profile: str = "histogram") -> tuple[Any, list[str], float]:
-    """The encoder of one feature column, the columns it reads and its weight before budgeting (a
-    categorical column described by its members comes as ``Role.HIGH_CARDINALITY``)."""
+           profile: str = "histogram", by_members: bool = False) -> tuple[Any, list[str], float]:
+    """The encoder of one feature column, the columns it reads and its weight before budgeting; ``by_members``: a
+    category column described by its members' profile (``described_by_members``) when there are numbers to do so."""
     if column_role in (Role.NUMERIC, Role.DATE):
         return make_pipeline(SimpleImputer(strategy="median"), SkewTamer(), StandardScaler()), [name], 1.0
     if column_role == Role.ORDINAL:
         return make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), [name], 1.0
     if column_role == Role.BOOLEAN:
         return SimpleImputer(strategy="most_frequent"), [name], category_distance
-    if column_role == Role.HIGH_CARDINALITY and number_columns:
+    if by_members and number_columns:
         return MemberProfile(kind=profile), [name, *[c for c in number_columns if c != name]], 1.0
     # categorical (and a high-cardinality column with no numbers to describe its members by)
     encoder = OneHotEncoder(handle_unknown="ignore", max_categories=30, sparse_output=False)
@@ -317,10 +317,10 @@ class TableFeatures(TransformerMixin, BaseEstimator):
         typed = self.columns_.transform(X)
         numbers = [c.name for c in self.schema.features if c.role in NUMBER_ROLES]
         #: category columns encoded by their members' profile
-        self.profiled_ = [c.name for c in self.schema.features
-                          if described_by_members(c, int(typed[c.name].nunique()), self.profile_from)]
-        blocks = {c.name: _block(Role.HIGH_CARDINALITY if c.name in self.profiled_ else c.role, c.name, numbers,
-                                 self.category_distance, self.profile)
+        self.profiled_ = [c.name for c in self.schema.features if described_by_members(
+            c, int(typed[c.name].nunique()) if c.role == Role.CATEGORICAL else 0, self.profile_from)]
+        blocks = {c.name: _block(c.role, c.name, numbers, self.category_distance, self.profile,
+                                 c.name in self.profiled_)
                   for c in self.schema.features}
         base = {name: weight for name, (_, _, weight) in blocks.items()}
         unweighted = ColumnTransformer([(name, enc, cols) for name, (enc, cols, _) in blocks.items()],

@@ -24,6 +24,7 @@ value of the list.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -109,35 +110,36 @@ def _distance(columns: FitColumns, cluster_ids: np.ndarray, base: dict[str, Any]
                        "customers, for reading; it also moves for a list of a few segments)"}
 
 
-def _unseen(columns: FitColumns, base: dict[str, Any]) -> tuple[float, dict[str, float]]:
-    rows = len(next(iter(columns.values()))[1]) if columns else 0
-    any_unseen = np.zeros(rows, dtype=bool)
-    by_column: dict[str, float] = {}
-    for name, (kind, values) in columns.items():
-        entry = base["features"].get(name)
-        if kind != CATEGORY or entry is None or "known" not in entry:
-            continue
-        unseen = unseen_rows(entry, values)
-        any_unseen |= unseen
-        by_column[name] = round(float(unseen.mean()), 4) if rows else 0.0
-    return (round(float(any_unseen.mean()), 4) if rows else 0.0), by_column
+Flag = Callable[[dict[str, Any], pd.Series], np.ndarray | None]
 
 
-def _out_of_range(columns: FitColumns, base: dict[str, Any]) -> tuple[float, dict[str, float]]:
+def _flagged_share(columns: FitColumns, base: dict[str, Any], kind: str, flag: Flag) -> tuple[float, dict[str, float]]:
+    """Share of rows that ``flag`` marks in any column of ``kind``, and per column (``flag`` gets the column's
+    training-base entry and values, and returns None where the entry cannot tell)."""
     rows = len(next(iter(columns.values()))[1]) if columns else 0
-    any_out = np.zeros(rows, dtype=bool)
+    flagged_any = np.zeros(rows, dtype=bool)
     by_column: dict[str, float] = {}
-    for name, (kind, values) in columns.items():
+    for name, (column_kind, values) in columns.items():
         entry = base["features"].get(name)
-        if kind != NUMBER or entry is None or not entry.get("range"):
+        flagged = flag(entry, values) if column_kind == kind and entry is not None else None
+        if flagged is None:
             continue
-        low, high = entry["range"]
-        numbers = values.to_numpy(dtype=float)
-        with np.errstate(invalid="ignore"):
-            out = (numbers < low) | (numbers > high)
-        any_out |= out
-        by_column[name] = round(float(out.mean()), 4) if rows else 0.0
-    return (round(float(any_out.mean()), 4) if rows else 0.0), by_column
+        flagged_any |= flagged
+        by_column[name] = round(float(flagged.mean()), 4) if rows else 0.0
+    return (round(float(flagged_any.mean()), 4) if rows else 0.0), by_column
+
+
+def _unseen_category(entry: dict[str, Any], values: pd.Series) -> np.ndarray | None:
+    return unseen_rows(entry, values) if "known" in entry else None
+
+
+def _out_of_range_number(entry: dict[str, Any], values: pd.Series) -> np.ndarray | None:
+    if not entry.get("range"):
+        return None
+    low, high = entry["range"]
+    numbers = values.to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.asarray((numbers < low) | (numbers > high))
 
 
 def _part_score(name: str, value: float) -> float:
@@ -168,8 +170,8 @@ def check(base: dict[str, Any] | None, columns: FitColumns, cluster_ids: np.ndar
         log.info("upload %s model fit: not available (release %s has no training-base distributions)",
                  upload_id, version)
         return body
-    unseen, unseen_by = _unseen(columns, base)
-    out_of_range, out_by = _out_of_range(columns, base)
+    unseen, unseen_by = _flagged_share(columns, base, CATEGORY, _unseen_category)
+    out_of_range, out_by = _flagged_share(columns, base, NUMBER, _out_of_range_number)
     base_confidence = base.get("mean_confidence") or 0.0
     confidence_drop = max(0.0, 1.0 - mean_confidence / base_confidence) if base_confidence else 0.0
     base_reassigned = base.get("reassigned_share") or 0.0

@@ -12,7 +12,7 @@ the segment, a segment smaller than that gets its size only, and no customer-lev
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -84,19 +84,14 @@ def loyalty_profiles(customers: pd.DataFrame, cluster_ids: np.ndarray,
     list_shares = {c: traits[c].value_counts(normalize=True) for c in traits.columns}
     base_shares = {c: pd.Series(v, dtype=float) for c, v in (base or {}).get("traits", {}).items()}
     tenure = ((reference - pd.to_datetime(customers[DATE_JOINED])).dt.days / 30.44).to_numpy()
-    out: dict[int, dict[str, Any]] = {}
-    for cluster_id, mask, profile in _segments_of(cluster_ids):
-        size = profile["size"]
-        if size < MIN_CUSTOMERS:
-            out[cluster_id] = _size_only(profile)
-            continue
+
+    def describe(mask: np.ndarray, size: int) -> dict[str, Any]:
         seg = traits[mask]
         vs_list = [_loyalty_trait(t, VS_LIST) for t in distinguishing(seg, list_shares, min_count=MIN_CUSTOMERS)]
         vs_base = [_loyalty_trait(t, VS_BASE) for t in distinguishing(seg, base_shares, min_count=MIN_CUSTOMERS)] \
             if base_shares else []
         tiers = seg["Loyalty Tier"].value_counts(normalize=True)
-        out[cluster_id] = {
-            **profile,
+        return {
             "summary": _summary(size, size / len(cluster_ids), vs_base or vs_list),
             "traits_vs_list": vs_list,
             "traits_vs_base": vs_base,
@@ -104,22 +99,24 @@ def loyalty_profiles(customers: pd.DataFrame, cluster_ids: np.ndarray,
             "top_locations": _frequent(seg["Location"].value_counts(normalize=True), size, TOP_N),
             "median_tenure_months": int(round(float(np.median(tenure[mask])))),
         }
-    return out
+
+    return _profiles(cluster_ids, describe)
 
 
-def _segments_of(cluster_ids: np.ndarray) -> Iterator[tuple[int, np.ndarray, dict[str, Any]]]:
-    """Every segment of a placed list: its id, which rows are in it, and its size and share."""
+def _profiles(cluster_ids: np.ndarray,
+              describe: Callable[[np.ndarray, int], dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Every segment of a placed list by id: its size and share, and ``describe(rows in it, size)`` when it holds at
+    least MIN_CUSTOMERS of the list's customers (else its size alone, no trait)."""
     ids = np.asarray(cluster_ids)
+    out: dict[int, dict[str, Any]] = {}
     for cluster_id in sorted(set(ids.tolist())):
         mask = ids == cluster_id
         size = int(mask.sum())
-        yield int(cluster_id), mask, {"size": size, "share": round(size / len(ids), 4)}
-
-
-def _size_only(profile: dict[str, Any]) -> dict[str, Any]:
-    """A segment with fewer than MIN_CUSTOMERS of the list's customers: its size, no trait."""
-    return {**profile, "summary": f"{profile['size']} customers: {TOO_FEW}.", "traits_vs_list": [],
-            "traits_vs_base": []}
+        profile = {"size": size, "share": round(size / len(ids), 4)}
+        described = describe(mask, size) if size >= MIN_CUSTOMERS else \
+            {"summary": f"{size} customers: {TOO_FEW}.", "traits_vs_list": [], "traits_vs_base": []}
+        out[int(cluster_id)] = {**profile, **described}
+    return out
 
 
 def _table_trait(trait: Any) -> dict[str, Any]:
@@ -138,12 +135,8 @@ def table_profiles(typed: pd.DataFrame, schema: TableSchema, cluster_ids: np.nda
     list_wholes = {c.name: whole_of(c, typed[c.name]) for c in schema.features}
     base_wholes = {c.name: Whole.from_summary(features[c.name]["summary"]) for c in schema.features
                    if c.name in features and "summary" in features[c.name]}
-    out: dict[int, dict[str, Any]] = {}
-    for cluster_id, mask, profile in _segments_of(cluster_ids):
-        size = profile["size"]
-        if size < MIN_CUSTOMERS:
-            out[cluster_id] = _size_only(profile)
-            continue
+
+    def describe(mask: np.ndarray, size: int) -> dict[str, Any]:
         seg = typed.loc[mask]
         found: dict[str, list[Any]] = {VS_LIST: [], VS_BASE: []}
         for column in schema.features:
@@ -154,10 +147,10 @@ def table_profiles(typed: pd.DataFrame, schema: TableSchema, cluster_ids: np.nda
                         found[against].append(trait)
         ranked = {k: [_table_trait(t) for t in sorted(v, key=lambda t: t.effect, reverse=True)[:TRAIT_LIMIT]]
                   for k, v in found.items()}
-        out[cluster_id] = {**profile, "summary": _summary(size, size / len(cluster_ids),
-                                                          ranked[VS_BASE] or ranked[VS_LIST]),
-                           "traits_vs_list": ranked[VS_LIST], "traits_vs_base": ranked[VS_BASE]}
-    return out
+        return {"summary": _summary(size, size / len(cluster_ids), ranked[VS_BASE] or ranked[VS_LIST]),
+                "traits_vs_list": ranked[VS_LIST], "traits_vs_base": ranked[VS_BASE]}
+
+    return _profiles(cluster_ids, describe)
 
 
 def with_list_profile(persona: dict[str, Any], profile: dict[str, Any] | None) -> dict[str, Any]:
