@@ -3,6 +3,7 @@
     python -m bench.schemas                       # the shared real files and the planted-group files
     python -m bench.schemas --only planted        # planted-group files only (or: real, weights, neighbourhoods)
     python -m bench.schemas --only other          # the second generator's 8 files beside KMeans and a ceiling
+    python -m bench.schemas --only refinement     # the refining stage's odds on loyalty, planted and other files
     python -m bench.schemas --datasets DIR        # real files from another folder
 
 For each real file: segments found (2–12 wanted), rows placed and skipped on upload, noise, fast-path
@@ -10,6 +11,7 @@ agreement with the full UMAP path, fit time. For each planted-group file (schema
 one, written by ``portal.segmentation.table_sample_data``): ARI against the planted groups, noise before
 reassignment, and stability (ARI between fits with two random seeds); and the feature block weighting
 against its alternatives, and the UMAP neighbourhood and category encoding against theirs on 14 planted files;
+the refining stage (``table_refiner``) against none and other odds on loyalty, planted and second-generator files;
 and the 8 files of a second, independently written generator (``bench.other_generator``, a yardstick nothing is
 tuned to) beside KMeans with the true number of groups and a supervised ceiling (``bench.other_baselines``).
 Runs in this process with the offline content provider; also the ``schemas`` section of ``make bench``.
@@ -31,6 +33,7 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from bench.common import ROOT, Context, Table
+from portal.segmentation.table_refiner import UPSTREAM_ODDS
 
 CAMPAIGN = {"objective": "Win back customers", "industry": "Retail", "funnel_stage": "Retention",
             "past_engagement": "Low"}
@@ -223,11 +226,107 @@ def neighbourhoods(scratch: Path) -> Table:
     return table
 
 
+#: Refining-stage alternatives: (label, the clusterer's segment's odds; None: no refining stage).
+REFINEMENTS = (("no refining stage (the clusterer's segments)", None), ("odds 1.5", 1.5),
+               ("default: odds 2", UPSTREAM_ODDS), ("odds 4", 4.0))
+LOYALTY_DRAWS = (("bundled", 42), ("bundled", 7), ("bundled", 123), ("bundled", 5), ("three-unbalanced", 42),
+                 ("eight-overlapping", 42))
+
+
+def _refinement_files(scratch: Path) -> dict[str, list[tuple[Any, Any]]]:
+    """(table data, planted group per row) of each file, by family: the bundled loyalty sample and two other
+    loyalty structures read as tables of their own columns, the 14 planted retail and order files, and the second
+    generator's 8."""
+    import numpy as np
+
+    from bench.other_generator import write_all
+    from portal.segmentation.sample_data import write_sample
+    from portal.segmentation.table_sample_data import write_table_sample
+    from portal.segmentation.table_training import read_training_table
+
+    families: dict[str, list[tuple[Any, Any]]] = {"bundled loyalty sample, 4 seeds": [],
+                                                  "other loyalty structures (2)": [],
+                                                  f"planted retail and order files ({len(DRAWS)})": [],
+                                                  "second generator (8)": []}
+    names = list(families)
+    for structure, seed in LOYALTY_DRAWS:
+        path = write_sample(scratch / f"r-loyalty-{structure}-{seed}.csv", 5000, seed, structure)
+        answers = pd.read_csv(path.with_name(path.stem + ".answers.csv"))
+        families[names[0 if structure == "bundled" else 1]].append(
+            (read_training_table(path, progress=lambda m: None), answers["true_group"].to_numpy()))
+    for kind, rows, seed in DRAWS:
+        path = write_table_sample(scratch / f"r-{kind}-{rows}-{seed}.csv", kind, rows, seed)
+        answers = pd.read_csv(path.with_name(path.stem + ".answers.csv"))
+        data = read_training_table(path, progress=lambda m: None)
+        families[names[2]].append((data, data.frame[data.schema.identifier].map(
+            dict(zip(answers["Customer ID"], answers["true_group"]))).to_numpy()))
+    for stem, path, _ in write_all(scratch / "r-other"):
+        answers = pd.read_csv(path.with_name(path.stem + ".answers.csv"), dtype=str, keep_default_na=False)
+        data = read_training_table(path, progress=lambda m: None)
+        truth = _other_truth(stem, data, answers, answers["true_group"].astype(int).to_numpy())[1]
+        if truth is not None:
+            families[names[3]].append((data, np.asarray(truth)))
+    return families
+
+
+def refinement(scratch: Path) -> Table:
+    """The refining stage against none and other odds, on the clusterer's own segments of each file (one fit
+    per file; the stage is refitted from the same segments for each alternative, as training fits it)."""
+    import numpy as np
+
+    from portal.segmentation.table_model import TableParams, TableSegmentationModel
+    from portal.segmentation.table_refiner import SegmentRefiner
+
+    families = _refinement_files(scratch)
+    table = Table("Refining stage (latent-class assignment after HDBSCAN): ARI against the planted groups, "
+                  "mean / worst / files >= 0.8 per family; one fit per file, gate off",
+                  ["alternative", *families, "rows moved (mean)"])
+    scores: dict[str, dict[str, list[float]]] = {label: {f: [] for f in families} for label, _ in REFINEMENTS}
+    moved: dict[str, list[float]] = {label: [] for label, _ in REFINEMENTS}
+    for family, files in families.items():
+        for data, truth in files:
+            model = TableSegmentationModel(data.schema, TableParams(min_fast_path_agreement=0, upstream_odds=None))
+            model.fit(data.frame, progress=lambda m: None, measure_agreement=False)
+            X, upstream = model.features_.transform(data.frame)[model.fit_rows_], model.vote_labels_
+            keep = truth[model.fit_rows_] >= 0 if truth.dtype.kind in "if" else np.ones(len(upstream), bool)
+            for label, odds in REFINEMENTS:
+                labels = upstream if odds is None or len(model.cluster_ids_) < 2 else SegmentRefiner(
+                    model.features_.block_columns(), upstream_odds=odds).fit(X, upstream).labels_
+                scores[label][family].append(float(adjusted_rand_score(truth[model.fit_rows_][keep],
+                                                                       labels[keep])))
+                moved[label].append(float(np.mean(labels != upstream)))
+    for label, _ in REFINEMENTS:
+        cells = [f"{np.mean(v):.3f} / {min(v):.3f} / {sum(a >= 0.8 for a in v)} of {len(v)}"
+                 for v in scores[label].values()]
+        table.add(label, *cells, f"{np.mean(moved[label]):.1%}")
+    table.notes.append("the loyalty files are read as tables of their own columns (the learned-schema path), not "
+                       "through the loyalty model; every file here has at most 5,000 rows, so all are fitted")
+    return table
+
+
 def _id_text(value: Any) -> str:
     """Comparable text of an id value (a number read as a float loses its '.0')."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).strip()
+
+
+def _other_truth(stem: str, data: Any, answers: pd.DataFrame, in_order: Any) -> tuple[str, Any]:
+    """The planted group of each training row of a second-generator file (by its id where the learned schema
+    found it, else by row order; -1 for ids not in the answers), and the file's label saying which was used."""
+    import numpy as np
+
+    identifier = data.schema.identifier
+    if identifier is not None:
+        of_id = dict(zip(answers["Customer ID"].str.strip(), in_order))
+        mapped = np.array([of_id.get(_id_text(v), -1) for v in data.frame[identifier]])
+        unmapped = int((mapped < 0).sum())
+        if unmapped < len(mapped):
+            return (f"{stem} ({unmapped} ids not in the answers, left out)" if unmapped else stem), mapped
+        label = f"{stem} (identifier {identifier!r} is not the answers' id: row order)"
+    else:
+        label = f"{stem} (no identifier found: row order)"
+    return label, in_order if len(in_order) == len(data.frame) else None
 
 
 def other_generator(scratch: Path) -> Table:
@@ -265,23 +364,8 @@ def other_generator(scratch: Path) -> Table:
             table.add(stem, len(raw), planted_groups, f"refused: {str(exc)[:60]}", "-", "-", "-", "-",
                       round(km, 3), round(ceiling, 3))
             continue
-        label, labels = stem, np.asarray(model.labels_)
-        identifier = data.schema.identifier
-        truth = None
-        if identifier is not None:
-            of_id = dict(zip(answers["Customer ID"].str.strip(), in_order))
-            mapped = np.array([of_id.get(_id_text(v), -1) for v in data.frame[identifier]])
-            unmapped = int((mapped < 0).sum())
-            if unmapped < len(mapped):
-                truth = mapped
-                if unmapped:
-                    label = f"{stem} ({unmapped} ids not in the answers, left out)"
-            else:
-                label = f"{stem} (identifier {identifier!r} is not the answers' id: row order)"
-        else:
-            label = f"{stem} (no identifier found: row order)"
-        if truth is None:
-            truth = in_order if len(in_order) == len(labels) else None
+        labels = np.asarray(model.labels_)
+        label, truth = _other_truth(stem, data, answers, in_order)
         if truth is None:
             ari: Any = "-"
         else:
@@ -320,12 +404,13 @@ def run(ctx: Context) -> list[Table]:
     scratch.mkdir(parents=True, exist_ok=True)
     tables = [real_files(folder, scratch), planted(scratch)]
     return tables if ctx.quick else [*tables, weightings(folder, scratch), neighbourhoods(scratch),
-                                     other_generator(scratch)]
+                                     refinement(scratch), other_generator(scratch)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.schemas", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("real", "planted", "weights", "neighbourhoods", "other"))
+    parser.add_argument("--only", choices=("real", "planted", "weights", "neighbourhoods", "refinement",
+                                                      "other"))
     parser.add_argument("--datasets", type=Path, default=ROOT.parent / "shared" / "datasets")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -340,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
             tables.append(weightings(args.datasets, scratch))
         if args.only in (None, "neighbourhoods"):
             tables.append(neighbourhoods(scratch))
+        if args.only in (None, "refinement"):
+            tables.append(refinement(scratch))
         if args.only in (None, "other"):
             tables.append(other_generator(scratch))
         for table in tables:

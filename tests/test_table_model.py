@@ -204,6 +204,10 @@ def test_release_records_kind_schema_weights_and_gates(retail_release):
     metrics = manifest["metrics"]
     assert metrics["fast_path_agreement"] >= 0.97 and 2 <= metrics["clusters"] <= 12
     assert metrics["noise_share"] <= 0.15 and metrics["stability"] >= 0.8
+    refiner = manifest["parameters"]["refiner"]
+    assert refiner["method"].startswith("latent-class") and refiner["upstream_odds"] == 2.0
+    assert 0 <= refiner["moved_share"] < 0.5 and refiner["iterations"] >= 1
+    assert "refiner.pkl" in manifest["files"]
 
 
 def test_planted_groups_are_recovered(retail_release, retail_file):

@@ -386,6 +386,12 @@ class TableFeatures(TransformerMixin, BaseEstimator):
         """Model-ready rows from typed columns (``SchemaColumns.read``)."""
         return np.ascontiguousarray(self.encoder_.transform(typed), dtype=np.float32)
 
+    def block_columns(self) -> list[list[int]]:
+        """Each block's column indices in the encoded rows (blocks that encode to no column left out)."""
+        check_is_fitted(self, "encoder_")
+        pieces = [self.encoder_.output_indices_[name] for name in self.weights_]
+        return [list(range(piece.start, piece.stop)) for piece in pieces if piece.stop > piece.start]
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "encoder_")
         return self.encoder_.get_feature_names_out()

@@ -45,6 +45,7 @@ from portal.segmentation.table_features import (
     PROFILE_FROM_CATEGORIES,
     TableFeatures,
 )
+from portal.segmentation.table_refiner import UPSTREAM_ODDS, SegmentRefiner
 from portal.segmentation.table_small_batch import SMALL_BATCH_ROWS, SmallBatchEncoder, small_batch_encoder
 from portal.segmentation.table_vote import GridNeighbours, weighted_vote
 
@@ -55,6 +56,8 @@ TABLE_STAGE_FILES = {"features.pkl": "features_", "umap.pkl": "reducer_", "hdbsc
                      "neighbours.pkl": "neighbours_"}
 TABLE_STATE_FILE = "table_state.pkl"
 TABLE_REQUIRED_FILES = (*TABLE_STAGE_FILES, TABLE_STATE_FILE)
+#: The refining stage's file: releases trained before it existed place rows as the clusterer and fast path do.
+REFINER_FILE = "refiner.pkl"
 #: UMAP neighbourhood for learned schemas: 5% of the fitted rows, between 30 and 100. The loyalty model's 200
 #: suits its few distinct rows; on continuous tables it blurred segments into a continuum (marketing_campaign:
 #: fast-path agreement 74%, noise 13%; order export: stability across seeds 0.69). A fixed 30 left small pockets
@@ -102,6 +105,8 @@ class TableParams:
     profile_budget: float = 1.0
     #: a categorical column with this many categories or more is described by its members, not one-hot
     profile_from_categories: int = PROFILE_FROM_CATEGORIES
+    #: the refining stage (``table_refiner``): how much more likely the clusterer's segment is (None: no stage)
+    upstream_odds: float | None = UPSTREAM_ODDS
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,6 +130,7 @@ class TableSegmentationModel:
         self.reducer = reducer if reducer is not None else table_reducer(self.params.random_state)
         self.clusterer = clusterer if clusterer is not None else ShareScaledHDBSCAN(
             min_cluster_floor=TABLE_MIN_CLUSTER_FLOOR, min_samples_floor=TABLE_MIN_SAMPLES_FLOOR)
+        self.refiner_: SegmentRefiner | None = None
 
     # -- saving --------------------------------------------------------------------------------
     def save(self, folder: Path) -> list[str]:
@@ -134,7 +140,10 @@ class TableSegmentationModel:
         state = {name: getattr(self, name) for name in SERVING_STATE}
         state["schema"] = self.schema.model_dump(mode="json")
         joblib.dump(state, folder / TABLE_STATE_FILE)
-        return [*TABLE_STAGE_FILES, TABLE_STATE_FILE]
+        if self.refiner_ is None:
+            return [*TABLE_STAGE_FILES, TABLE_STATE_FILE]
+        joblib.dump(self.refiner_, folder / REFINER_FILE)
+        return [*TABLE_STAGE_FILES, TABLE_STATE_FILE, REFINER_FILE]
 
     @classmethod
     def load(cls, folder: Path) -> TableSegmentationModel:
@@ -145,6 +154,7 @@ class TableSegmentationModel:
         schema = TableSchema.model_validate(state.pop("schema"))
         model = cls(schema, state["params"], reducer=stages["reducer_"], clusterer=stages["clusterer_"])
         model.__dict__.update({**state, **stages})
+        model.refiner_ = joblib.load(folder / REFINER_FILE) if (folder / REFINER_FILE).exists() else None
         return model
 
     # -- fitting -------------------------------------------------------------------------------
@@ -171,6 +181,7 @@ class TableSegmentationModel:
             dependence_reference=p.dependence_reference, dependence_power=p.dependence_power, profile=p.profile,
             profile_budget=p.profile_budget, profile_from=p.profile_from_categories).fit(frame.iloc[fit_rows])
         X = self.features_.transform(frame)
+        self.refiner_ = None
 
         say(f"fitting the reducer on {len(fit_rows)} of {len(X)} rows")
         started = time.perf_counter()
@@ -201,6 +212,13 @@ class TableSegmentationModel:
         self.vote_labels_, self.vote_noise_ = final, noise
         labels = np.empty(len(X), dtype=int)
         labels[fit_rows] = final
+        if p.upstream_odds is not None and len(self.cluster_ids_) > 1:
+            say("refining segments by every column's evidence")
+            started = time.perf_counter()
+            self.refiner_ = SegmentRefiner(self.features_.block_columns(), upstream_odds=p.upstream_odds).fit(
+                X[fit_rows], final)
+            labels[fit_rows] = self.refiner_.labels_
+            self.timings_["refiner_fit_s"] = round(time.perf_counter() - started, 2)
         rest = np.setdiff1d(np.arange(len(X)), fit_rows)
         if len(rest):
             labels[rest] = self._vote(X[rest]).cluster_id
@@ -235,8 +253,9 @@ class TableSegmentationModel:
         for held in np.array_split(order, FOLDS):
             kept = np.setdiff1d(np.arange(len(fit_rows)), held)
             index = GridNeighbours(X[fit_rows[kept]])
-            fast = weighted_vote(index, X[fit_rows[held]], self.params.neighbours, self.vote_labels_[kept],
-                                 self.vote_noise_[kept], self.cluster_ids_).cluster_id
+            fast = self._refined(X[fit_rows[held]], weighted_vote(
+                index, X[fit_rows[held]], self.params.neighbours, self.vote_labels_[kept], self.vote_noise_[kept],
+                self.cluster_ids_)).cluster_id
             agree += int(np.sum(fast == self._place_vectors(X[fit_rows[held]]).cluster_id))
         return round(agree / len(order), 4), f"{len(order)} fitted rows, each held out of the neighbour index once"
 
@@ -245,6 +264,8 @@ class TableSegmentationModel:
         placement answers ``mapping[id]``; noise (-1) stays noise."""
         self.relabel_ = {raw: mapping[current] for raw, current in self.relabel_.items()}
         self.cluster_ids_ = [mapping[c] for c in self.cluster_ids_]
+        if self.refiner_ is not None:
+            self.refiner_.relabel(mapping)
         for name in ("vote_labels_", "labels_", "fitted_labels_", "embedding_sample_labels_"):
             if hasattr(self, name):  # fit-time labels are not kept in a saved release
                 setattr(self, name, relabelled(getattr(self, name), mapping))
@@ -300,8 +321,18 @@ class TableSegmentationModel:
         return self._place_vectors(self.features_.transform(frame))
 
     def _vote(self, X: np.ndarray) -> Placement:
-        return weighted_vote(self._grid(), X, self.neighbours_.n_neighbors, self.vote_labels_, self.vote_noise_,
-                             self.cluster_ids_)
+        return self._refined(X, weighted_vote(self._grid(), X, self.neighbours_.n_neighbors, self.vote_labels_,
+                                              self.vote_noise_, self.cluster_ids_))
+
+    def _refined(self, X: np.ndarray, placed: Placement) -> Placement:
+        """The refining stage over the fast or full path's answer: a row its columns move to another segment
+        keeps the lower of its confidence and the new segment's posterior probability."""
+        if self.refiner_ is None or not len(X):
+            return placed
+        labels, posterior = self.refiner_.predict(X, placed.cluster_id)
+        moved = labels != placed.cluster_id
+        confidence = np.where(moved, np.minimum(placed.confidence, np.round(posterior, 4)), placed.confidence)
+        return Placement(labels, confidence, placed.reassigned)
 
     def _place_vectors(self, X: np.ndarray, batch: int = 5000) -> Placement:
         labels, strengths, flags = [], [], []
@@ -318,7 +349,8 @@ class TableSegmentationModel:
                 labels.append(label)
                 strengths.append(strength)
                 flags.append(noise)
-        return Placement(np.concatenate(labels), np.round(np.concatenate(strengths), 4), np.concatenate(flags))
+        placed = Placement(np.concatenate(labels), np.round(np.concatenate(strengths), 4), np.concatenate(flags))
+        return self._refined(X, placed)
 
     def warm_up(self) -> float:
         """Compile numba's transform path and touch the neighbour index before taking traffic."""
