@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -53,7 +54,7 @@ class SegmentRefiner(BaseEstimator):
     # -- reading blocks as values --------------------------------------------------------------
     def _fit_codes(self, X: np.ndarray) -> list[np.ndarray]:
         self.edges_: list[np.ndarray | None] = []
-        self.patterns_: list[dict[bytes, int] | None] = []
+        self.patterns_: list[np.ndarray | None] = []
         for columns in self.blocks:
             values = X[:, columns]
             if len(columns) == 1:
@@ -65,23 +66,31 @@ class SegmentRefiner(BaseEstimator):
                 self.edges_.append(edges)
                 self.patterns_.append(None)
             else:
-                keys = _row_keys(values)
                 self.edges_.append(None)
-                self.patterns_.append({key: code for code, key in enumerate(dict.fromkeys(keys))})
+                self.patterns_.append(pd.unique(_row_keys(values)))
         return self._codes(X)
 
     def _codes(self, X: np.ndarray) -> list[np.ndarray]:
         """Each block's value code per row; a block's last code (one past its values) is 'not seen'."""
         codes = []
-        for columns, edges, patterns in zip(self.blocks, self.edges_, self.patterns_, strict=True):
+        for block, (columns, edges) in enumerate(zip(self.blocks, self.edges_, strict=True)):
             if edges is not None:
                 codes.append(np.searchsorted(edges, X[:, columns[0]], side="right"))
             else:
-                assert patterns is not None
-                unseen = len(patterns)
-                codes.append(np.fromiter((patterns.get(key, unseen) for key in _row_keys(X[:, columns])),
-                                         dtype=np.intp, count=len(X)))
+                index = self._pattern_index(block)
+                found = index.get_indexer(_row_keys(X[:, columns]))
+                codes.append(np.where(found < 0, len(index), found))
         return codes
+
+    def _pattern_index(self, block: int) -> pd.Index:
+        """A hash index of a wide block's fitted patterns, built once per loaded model (not saved)."""
+        built = self.__dict__.setdefault("_indexes", {})
+        if block not in built:
+            built[block] = pd.Index(self.patterns_[block])
+        return built[block]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_indexes"}
 
     # -- the latent-class model ----------------------------------------------------------------
     def _maximise(self, codes: list[np.ndarray], responsibility: np.ndarray) -> None:
@@ -153,10 +162,12 @@ class SegmentRefiner(BaseEstimator):
                 "iterations": self.n_iter_, "moved_share": round(self.moved_share_, 4)}
 
 
-def _row_keys(values: np.ndarray) -> list[bytes]:
-    """One hashable key per row of a block (its exact bits), so equal patterns share a code."""
-    rows = np.ascontiguousarray(values, dtype=np.float64)
-    return [row.tobytes() for row in rows]
+def _row_keys(values: np.ndarray) -> np.ndarray:
+    """One key per row of a block: its exact float32 bits as one fixed-width byte string, so equal patterns share
+    a code (numpy drops trailing zero bytes of such strings, which keeps two keys of one width apart only when
+    their bits differ, as wanted)."""
+    rows = np.ascontiguousarray(values, dtype=np.float32)
+    return rows.view(f"S{rows.shape[1] * 4}").ravel()
 
 
 __all__ = ["SegmentRefiner", "UPSTREAM_ODDS"]
