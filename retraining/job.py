@@ -120,8 +120,9 @@ def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, repor
 
 
 def _refit_table_lineage(files: list[Path], live_manifest: dict[str, Any], settings: Settings,
-                         progress: Progress, live: Path | None) -> tuple[Path, dict[str, Any], Any]:
-    """Fit the live learned schema again on every snapshot of its lineage (its training rows and uploads)."""
+                         progress: Progress, live: Path | None, sample: Path | None) -> tuple[Path, dict[str, Any], Any]:
+    """Fit the live learned schema again on every snapshot of its lineage (its training rows and uploads), after
+    the bundled sample's rows (``sample``) while the live model came from it."""
     from portal.ingestion.roles import TableSchema
     from portal.segmentation.table_training import TableData, fit_table_release
 
@@ -131,7 +132,8 @@ def _refit_table_lineage(files: list[Path], live_manifest: dict[str, Any], setti
     order_schema = live_manifest.get("order_schema")
     data = TableData(frame, schema, rows, dropped, str(snapshots.lineage_dir(settings.base_data_dir, schema)),
                      TableSchema.model_validate(order_schema) if order_schema else None,
-                     live_manifest.get("rolled_up"), [p.name for p in files])
+                     live_manifest.get("rolled_up"),
+                     [settings.sample_data_path.name if p == sample else p.name for p in files])
     staging, manifest, _ = fit_table_release(data, settings.production_models_dir, progress=progress,
                                              measure_stability=False, live=live)
     return staging, manifest, frame
@@ -198,9 +200,12 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
         live_manifest = releases.read_manifest(current) if current is not None else None
         table_lineage = job is None and live_manifest is not None and \
             releases.kind_of(live_manifest) == releases.TABLE
+        sample: Path | None = None
         if table_lineage:
             assert live_manifest is not None
-            files = snapshots.table_files(settings, snapshots.schema_of(live_manifest))
+            schema = snapshots.schema_of(live_manifest)
+            sample = snapshots.sample_snapshot(settings, schema, live_manifest)
+            files = ([sample] if sample else []) + snapshots.table_files(settings, schema)
             if not files:
                 report.state = REJECTED
                 report.reason = (f"kept {report.previous_version}: no snapshots of its schema in "
@@ -222,13 +227,14 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
             say(message)
             _write_status(state, {"state": RUNNING, "pid": os.getpid(), "stage": message, "report": asdict(report)})
 
-        if job:  # the loyalty model or a model of the file's own columns, as `flask train` chooses
+        if job:  # a model of the file's own columns (several loyalty files: the loyalty model), as `flask train`
             staging, manifest, customers = train_any_release(files, settings.production_models_dir, dict(job.roles),
                                                              job.exclude, progress=stage, measure_stability=False,
                                                              live=current)
         elif table_lineage:  # the live learned schema refitted on its snapshots, roles kept as they are
             assert live_manifest is not None
-            staging, manifest, customers = _refit_table_lineage(files, live_manifest, settings, stage, current)
+            staging, manifest, customers = _refit_table_lineage(files, live_manifest, settings, stage, current,
+                                                                sample)
         else:
             staging, manifest, data = train_release(files, settings.production_models_dir, progress=stage,
                                                     customer_key=snapshots.customer_key(settings), live=current)

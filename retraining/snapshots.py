@@ -146,6 +146,18 @@ def table_files(settings: Settings, schema: TableSchema) -> list[Path]:
     return _files_below(lineage_dir(settings.base_data_dir, schema))
 
 
+def sample_snapshot(settings: Settings, schema: TableSchema, live_manifest: dict[str, Any] | None) -> Path | None:
+    """The bundled sample as one more snapshot of a learned schema (hashed ids, feature columns, ISO dates),
+    written to a scratch file beside the lineage, while the live model came from it; else None."""
+    sample = Path(settings.sample_data_path)
+    if not sample.is_file() or not came_from_sample(live_manifest, settings):
+        return None
+    from portal.ingestion.tables import read_table
+
+    frame = table_snapshot_frame(read_table(sample).frame, schema, settings.snapshot_salt.get_secret_value())
+    return _write_csv(frame, Path(settings.base_data_dir) / TABLES / f".{schema_key(schema)}-sample", sample.stem)
+
+
 def read_table_snapshots(files: Iterable[Path], schema: TableSchema) -> tuple[pd.DataFrame, int, int]:
     """The snapshots as one customer table with every schema column (later files win for a repeated hashed
     id), the rows read and the duplicates dropped."""
@@ -192,6 +204,6 @@ def write_training_snapshot(settings: Settings, manifest: dict[str, Any], custom
     return path
 
 
-__all__ = ["came_from_sample", "customer_key", "hash_customer_ids", "lineage_dir", "loyalty_files",
+__all__ = ["came_from_sample", "customer_key", "hash_customer_ids", "lineage_dir", "loyalty_files", "sample_snapshot",
            "read_table_snapshots", "schema_key", "schema_of", "table_files", "table_snapshot_frame",
            "write_loyalty_snapshot", "write_table_snapshot", "write_training_snapshot"]

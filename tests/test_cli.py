@@ -11,8 +11,8 @@ from portal.segmentation import releases
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.mark.parametrize(("name", "words"), [("wrong_columns.xlsx", "missing"), ("all_bad.csv", "none of the"),
-                                             ("empty.xlsx", "empty")])
+@pytest.mark.parametrize(("name", "words"), [("wrong_columns.xlsx", "2 usable customers is too few"),
+                                             ("all_bad.csv", "3 usable customers is too few"), ("empty.xlsx", "empty")])
 def test_train_on_a_file_it_cannot_use_is_one_line_and_exit_1(runner, workspace, name, words):
     before = releases.live_release_dir(workspace["model"])
     result = runner.invoke(args=["train", "--data", str(DATA / name)])

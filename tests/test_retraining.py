@@ -323,25 +323,25 @@ def test_snapshots_are_read_and_deduplicated_latest_wins(workspace, training_fil
 
 def test_a_company_model_retrains_on_its_own_customers_and_not_on_the_bundled_sample(workspace, runner,
                                                                                       tmp_path) -> None:
-    """`flask train` on a company file keeps its customers (hashed) for retraining; from then on the bundled
-    synthetic sample is no longer part of the training data."""
+    """`flask train` on a company loyalty file trains a model of its own columns and keeps its customers
+    (hashed, feature columns only) for retraining; from then on the bundled sample is no part of the data."""
     from portal.segmentation.sample_data import write_sample
-    from retraining.snapshots import hash_customer_ids
-    from schemas import CUSTOMER_ID, FEATURE_COLUMNS
+    from retraining.snapshots import hash_customer_ids, schema_of, table_files
+    from schemas import CUSTOMER_ID
 
     settings = runner.app.extensions["portal"].settings
     assert settings.sample_data_path.is_file()
-    sample_born = {"sources": [settings.sample_data_path.name]}
-    assert loyalty_files(settings, sample_born) == [settings.sample_data_path]
-
     company = write_sample(tmp_path / "company.xlsx", rows=900, seed=5)
-    result = runner.invoke(args=["train", "--data", str(company)])
+    result = runner.invoke(args=["train", "--data", str(company), "--no-stability"])
     assert result.exit_code == 0, result.output
     live = releases.read_manifest(releases.live_release_dir(workspace["model"]))
-    (kept,) = workspace["base_data"].glob(f"*/training-{live['version']}.csv")
-    assert loyalty_files(settings, live) == [kept]
+    assert releases.kind_of(live) == releases.TABLE and live["sources"] == ["company.xlsx"]
+    schema = schema_of(live)
+    (kept,) = table_files(settings, schema)
+    assert kept.name == f"training-{live['version']}.csv"
     rows = pd.read_csv(kept, dtype=str)
-    assert list(rows.columns) == [CUSTOMER_ID, *FEATURE_COLUMNS] and len(rows) == live["training_rows"]
+    assert list(rows.columns) == [CUSTOMER_ID, *(c.name for c in schema.features)]
+    assert len(rows) == live["training_rows"]
     raw = pd.read_excel(company, dtype=str)[CUSTOMER_ID]
     assert set(rows[CUSTOMER_ID]) == set(hash_customer_ids(raw, settings.snapshot_salt.get_secret_value()))
 
@@ -349,6 +349,32 @@ def test_a_company_model_retrains_on_its_own_customers_and_not_on_the_bundled_sa
     assert report.state == SUCCEEDED, report.reason
     assert report.sources == [str(kept)]
     assert report.rows_used == live["training_rows"]
+
+
+def test_the_sample_model_retrains_on_the_sample_and_the_uploads_of_its_schema(workspace, make_app, tmp_path) -> None:
+    """`flask train` with no file trains the bundled sample as a table of its own columns; no snapshot is kept
+    of it, yet the quarterly retrain reads it (hashed ids, feature columns) with the uploads of its schema, and
+    the new release still says it came from the sample."""
+    from portal.segmentation.sample_data import write_sample
+    from retraining.snapshots import came_from_sample, schema_of, table_files, write_table_snapshot
+
+    sample = write_sample(tmp_path / "sample.xlsx", rows=600, seed=3)
+    settings = _settings(workspace, sample_data_path=sample)
+    result = make_app(sample_data_path=sample).test_cli_runner().invoke(args=["train", "--no-stability"])
+    assert result.exit_code == 0, result.output
+    live = releases.read_manifest(releases.live_release_dir(workspace["model"]))
+    assert releases.kind_of(live) == releases.TABLE and came_from_sample(live, settings)
+    schema = schema_of(live)
+    assert table_files(settings, schema) == []
+    uploaded = write_sample(tmp_path / "upload.xlsx", rows=150, seed=4)
+    write_table_snapshot(settings.base_data_dir, "upload-1", pd.read_excel(uploaded), schema, "salt")
+
+    report = run_retraining(settings)
+    assert report.state == SUCCEEDED, report.reason
+    assert report.rows_used == 600 + 150
+    retrained = releases.read_manifest(releases.live_release_dir(workspace["model"]))
+    assert came_from_sample(retrained, settings) and releases.kind_of(retrained) == releases.TABLE
+    assert all("@" not in line for line in Path(report.sources[0]).read_text().splitlines()[1:])
 
 
 def test_settings_reach_the_child_process_unchanged(workspace, monkeypatch, tmp_path) -> None:

@@ -62,7 +62,7 @@ def test_a_staged_train_job_and_a_rejected_file_leave_the_live_model_alone(works
 
     rejected = _train(client, DATA / "wrong_columns.xlsx").get_json()
     status = _finished(client, rejected["job_id"])
-    assert status["state"] == "rejected" and "missing" in status["report"]["reason"].lower()
+    assert status["state"] == "rejected" and "2 usable customers is too few" in status["report"]["reason"]
     assert releases.live_release_dir(workspace["model"]) == live
 
     staged = _train(client, upload_id=upload_id, publish="false").get_json()

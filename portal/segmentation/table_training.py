@@ -198,31 +198,27 @@ def train_any_release(files: list[Path], production_dir: Path, roles: dict[str, 
                       exclude: tuple[str, ...] = (), progress: Progress | None = None,
                       measure_stability: bool = True,
                       live: Path | None = None) -> tuple[Path, dict[str, Any], pd.DataFrame]:
-    """The loyalty model for files with the loyalty columns, a model of the table's own columns for any
-    other table (or when roles are overridden); returns the staging folder, the manifest and the rows the
+    """A model of the table's own columns for one file, the bundled loyalty sample included (several files
+    with the loyalty columns are combined by the loyalty model); returns the staging folder, the manifest and the rows the
     new model places (for the release gates). Segments keep the ids of the ``live`` release's segments they
     continue. Raises TrainingError saying why a file cannot be used."""
     from portal.segmentation.training import train_release
 
     say = progress or (lambda m: log.info("%s", m))
-    try:
-        gaps = [loyalty_gap(f) for f in files] if not roles and not exclude else ["overrides given"]
-        gap = next((g for g in gaps if g), None)
-        if gap is None:
-            staging, manifest, loyalty = train_release(files, production_dir, progress=say, live=live)
-            return staging, manifest, loyalty.customers
-    except PortalError as exc:
-        raise TrainingError(exc.message) from None
-    if len(files) != 1:
+    if len(files) > 1:
+        try:
+            gap = next((g for g in (loyalty_gap(f) for f in files) if g), None)
+            if gap is None and not roles and not exclude:
+                staging, manifest, loyalty = train_release(files, production_dir, progress=say, live=live)
+                return staging, manifest, loyalty.customers
+        except PortalError as exc:
+            raise TrainingError(exc.message) from None
         raise TrainingError("A table of its own columns is trained from one file at a time; give one file "
-                            "(files with the loyalty columns can be combined).")
-    say("no loyalty columns: learning the table's own columns")
-    try:
-        staging, manifest, table = train_table_release(files[0], production_dir, roles, exclude, progress=say,
-                                                       measure_stability=measure_stability, live=live)
-    except TrainingError as exc:
-        prefix = "" if roles or exclude else f"Not a loyalty file ({gap}); as a table of its own columns: "
-        raise TrainingError(f"{prefix}{exc}") from None
+                            "(several files are combined only when each has the loyalty columns, without "
+                            "--role or --exclude).")
+    say("learning the table's own columns")
+    staging, manifest, table = train_table_release(files[0], production_dir, roles, exclude, progress=say,
+                                                   measure_stability=measure_stability, live=live)
     return staging, manifest, table.frame
 
 
