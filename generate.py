@@ -401,8 +401,9 @@ def _typical(entry: dict[str, Any] | None, reference: pd.Timestamp | None) -> di
 
 
 def _audience_fields(release: LiveRelease | None) -> list[dict[str, Any]]:
-    """What ``audience`` accepts on the live model: each column, its kind and (short lists only) its values.
-    Many-category columns list no values: any is accepted, and rare ones would name small groups."""
+    """What ``audience`` accepts on the live model: each column, its kind and its values. Categorical and
+    many-category columns list the values held by 10 or more training customers, as personas do (any other value
+    is accepted too, and read as an unseen category): a rarer one would name a small group."""
     if release is None:
         return []
     if release.kind != releases.LOYALTY:
@@ -415,6 +416,8 @@ def _audience_fields(release: LiveRelease | None) -> list[dict[str, Any]]:
             buckets = (features.get(column.name) or {}).get("buckets")
             if column.role.value == "categorical" and buckets:  # held by 10+ training customers, like personas
                 values = [v for v in values if v in set(buckets)]
+            elif column.role.value == "high_cardinality" and buckets:  # the same, most frequent first
+                values = list(buckets[:-1])
             field: dict[str, Any] = {"name": column.name, "type": column.role.value, "values": values}
             if column.role.value in ("numeric", "date"):
                 field["typical"] = _typical(features.get(column.name), model.features_.columns_.reference_date_
@@ -430,9 +433,13 @@ def _audience_fields(release: LiveRelease | None) -> list[dict[str, Any]]:
 def options(services: Services) -> dict[str, Any]:
     """Allowed values for every form dropdown, from the schemas and the live model."""
     release = services.models.release
-    locations = release.model.known_locations() if release and release.kind == releases.LOYALTY else []
+    fields = _audience_fields(release)
+    if release and release.kind == releases.LOYALTY:
+        locations = release.model.known_locations()
+    else:  # a learned schema with the seed's location column lists that column's values
+        locations = next((sorted(f["values"]) for f in fields if canonical_column(f["name"]) == LOCATION), [])
     return {"status": "ok", "model_version": release.version if release else None,
-            "audience_fields": _audience_fields(release),
+            "audience_fields": fields,
             "locations": locations, "genders": list(GENDERS), "loyalty_tiers": list(TIER_ORDER),
             "objectives": list(OBJECTIVE_SUGGESTIONS), "industries": list(INDUSTRY_SUGGESTIONS),
             "funnel_stages": list(FUNNEL_STAGES), "past_engagement": list(ENGAGEMENT_LEVELS),

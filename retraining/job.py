@@ -120,7 +120,8 @@ def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, repor
 
 
 def _refit_table_lineage(files: list[Path], live_manifest: dict[str, Any], settings: Settings,
-                         progress: Progress, live: Path | None, sample: Path | None) -> tuple[Path, dict[str, Any], Any]:
+                         progress: Progress, live: Path | None,
+                         sample: Path | None) -> tuple[Path, dict[str, Any], Any]:
     """Fit the live learned schema again on every snapshot of its lineage (its training rows and uploads), after
     the bundled sample's rows (``sample``) while the live model came from it."""
     from portal.ingestion.roles import TableSchema

@@ -359,7 +359,7 @@ def test_upload_of_the_training_table(table_app, retail_file):
     assert {"Segment ID", "Persona", "Confidence"} <= set(sheet.columns) and len(sheet) == RETAIL_ROWS
 
 
-def test_upload_matches_spellings_ignores_extras_places_unknowns_and_skips_bad_rows(table_app):
+def test_upload_matches_spellings_ignores_extras_places_unknowns_and_skips_bad_rows(table_app, retail_release):
     app, _ = table_app
     frame, _ = generate_retail(120, seed=99)
     frame = frame.rename(columns={"Annual Income": "annual_income", "Preferred Channel": "PREFERRED CHANNEL"})
@@ -370,12 +370,16 @@ def test_upload_matches_spellings_ignores_extras_places_unknowns_and_skips_bad_r
     frame.loc[7, "Age"] = "forty-two"
     frame["Signup Date"] = frame["Signup Date"].dt.strftime("%Y-%m-%d").astype(object)
     frame.loc[9, "Signup Date"] = "not a date"
+    frame.loc[11, "Membership"] = "Obsidian"
     body = upload(app.test_client(), frame.to_csv(index=False).encode()).get_json()
 
     assert body["status"] == "ok", body
-    assert body["rows"]["received"] == 120 and body["rows"]["used"] == 118 and body["rows"]["skipped"] == 2
-    assert body["skipped_examples"] == [{"row": 9, "reason": "Age is not a number"},
-                                        {"row": 11, "reason": "Signup Date is not a date"}]
+    assert body["rows"]["received"] == 120 and body["rows"]["used"] == 117 and body["rows"]["skipped"] == 3
+    levels = next(c for c in retail_release[1]["schema"]["columns"] if c["name"] == "Membership")["values"]
+    assert body["skipped_examples"] == [
+        {"row": 9, "reason": "Age is not a number"}, {"row": 11, "reason": "Signup Date is not a date"},
+        {"row": 13, "reason": "Membership is not one of the levels the model knows; use "
+                              f"{', '.join(levels[:-1])} or {levels[-1]}"}]
     assert body["file"]["columns"]["annual_income"] == "Annual Income"
     assert "Favourite Colour" not in body["file"]["columns"]
 
@@ -425,8 +429,12 @@ def test_the_seed_header_aliases_and_form_fields_work_on_a_learned_schema_with_t
         assert body["status"] == "ok" and body["rows"]["used"] == len(frame), body
         assert body["file"]["columns"]["Join Date"] == "Date Joined"
 
-        fields = {f["name"]: f for f in client.get("/options").get_json()["audience_fields"]}
+        options = client.get("/options").get_json()
+        fields = {f["name"]: f for f in options["audience_fields"]}
         assert sorted(fields["Gender"]["values"]) == ["Female", "Male"]
+        held = frame["Location"].value_counts()
+        assert set(fields["Location"]["values"]) == set(held[held >= 10].index) and (held < 10).any()
+        assert options["locations"] == sorted(held[held >= 10].index)  # the seed form's dropdown
         form = client.post("/generate-promo", json={**CAMPAIGN, "location": "Bedok", "loyalty_tier": "gold",
                                                      "date_joined": "2021-03-01"})
         answer = form.get_json()

@@ -199,8 +199,8 @@ def train_any_release(files: list[Path], production_dir: Path, roles: dict[str, 
                       measure_stability: bool = True,
                       live: Path | None = None) -> tuple[Path, dict[str, Any], pd.DataFrame]:
     """A model of the table's own columns for one file, the bundled loyalty sample included (several files
-    with the loyalty columns are combined by the loyalty model); returns the staging folder, the manifest and the rows the
-    new model places (for the release gates). Segments keep the ids of the ``live`` release's segments they
+    with the loyalty columns are combined by the loyalty model); returns the staging folder, the manifest and
+    the rows the new model places (for the release gates). Segments keep the ids of the ``live`` release's segments they
     continue. Raises TrainingError saying why a file cannot be used."""
     from portal.segmentation.training import train_release
 

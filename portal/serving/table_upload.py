@@ -18,7 +18,7 @@ import pandas as pd
 
 from portal.errors import InvalidFile, MissingColumns, PayloadTooLarge
 from portal.ingestion.dates import parse_dates
-from portal.ingestion.roles import Role, TableSchema
+from portal.ingestion.roles import ColumnRole, Role, TableSchema
 from portal.ingestion.rollup import roll_up
 from portal.ingestion.rows import SkippedRow
 from portal.ingestion.tables import read_table
@@ -31,6 +31,15 @@ log = logging.getLogger(__name__)
 MAX_SKIPPED_EXAMPLES = 20
 _UNREADABLE = {Role.NUMERIC: "is not a number", Role.DATE: "is not a date",
                Role.BOOLEAN: "is not yes or no", Role.ORDINAL: "is not one of the levels the model knows"}
+
+
+def _unreadable(column: ColumnRole) -> str:
+    """Why a cell of ``column`` was skipped, and what it may hold instead."""
+    reason = f"{column.name} {_UNREADABLE.get(column.role, 'cannot be read')}"
+    if column.role == Role.ORDINAL and column.values:
+        return f"{reason}; use {', '.join(column.values[:-1])} or {column.values[-1]}" if len(column.values) > 1 \
+            else f"{reason}; use {column.values[0]}"
+    return reason
 
 
 @dataclass
@@ -138,13 +147,13 @@ def read_upload(data: bytes, model: TableSegmentationModel, manifest: dict[str, 
     typed, bad = model.features_.columns_.read(customers.reset_index(drop=True))
     unreadable = bad.any(axis=1).to_numpy()
     if unreadable.any():
-        roles = {c.name: c.role for c in model.schema.features}
+        roles = {c.name: c for c in model.schema.features}
         for position in np.flatnonzero(unreadable):
             skipped_count += 1
             if len(skipped) < MAX_SKIPPED_EXAMPLES:
                 column = str(bad.columns[bad.iloc[position].to_numpy()][0])
                 row = int(source_rows[position]) if first_rows is None else int(first_rows[position])
-                skipped.append(SkippedRow(row, f"{column} {_UNREADABLE.get(roles[column], 'cannot be read')}"))
+                skipped.append(SkippedRow(row, _unreadable(roles[column])))
     kept = ~unreadable
     if not kept.any():
         raise InvalidFile(f"None of the {len(raw):,} rows could be used; fix them and upload again. First problems: "
