@@ -326,8 +326,12 @@ def _process_table_upload(data: bytes, campaign: CampaignInputs, prefs: ContentP
     fit = model_fit.for_table_upload(release, upload, upload_id)
     segments = _segments(placement.cluster_id, placement.confidence, placement.reassigned, upload.customers,
                          campaign, prefs, services, release, profiles)
-    body = _upload_body(upload_id, release, {"format": upload.file_format, "sheet": upload.sheet,
-                                             "columns": upload.columns},
+    file_info: dict[str, Any] = {"format": upload.file_format, "sheet": upload.sheet, "columns": upload.columns}
+    if upload.left_blank:
+        file_info["left_blank"] = upload.left_blank
+        file_info["note"] = (f"{', '.join(upload.left_blank)} not in this file: read as blank (the model's other "
+                             "columns place these customers)")
+    body = _upload_body(upload_id, release, file_info,
                         {"received": upload.rows_received, "used": upload.customers,
                          "skipped": upload.skipped_count, "reassigned_from_noise": placement.reassigned_count},
                         upload.skipped, segments, fit, placed_ms, started)

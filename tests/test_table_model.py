@@ -427,7 +427,13 @@ def test_the_seed_header_aliases_and_form_fields_work_on_a_learned_schema_with_t
                                         "Loyalty Tier": "Membership Level", "Gender": "Sex"})
         body = upload(client, spelled.to_csv(index=False, date_format="%Y-%m-%d").encode()).get_json()
         assert body["status"] == "ok" and body["rows"]["used"] == len(frame), body
-        assert body["file"]["columns"]["Join Date"] == "Date Joined"
+        assert body["file"]["columns"]["Join Date"] == "Date Joined" and "left_blank" not in body["file"]
+        # Gender is optional in the seed's contract: a list without it is placed, and the response says so
+        no_gender = upload(client, frame.drop(columns="Gender").to_csv(index=False).encode()).get_json()
+        assert no_gender["status"] == "ok" and no_gender["rows"]["used"] == len(frame), no_gender
+        assert no_gender["file"]["left_blank"] == ["Gender"] and "Gender" in no_gender["file"]["note"]
+        refused = upload(client, frame.drop(columns="Location").to_csv(index=False).encode())
+        assert refused.status_code == 422 and "Location" in refused.get_json()["error"]["message"]
 
         options = client.get("/options").get_json()
         fields = {f["name"]: f for f in options["audience_fields"]}

@@ -25,10 +25,13 @@ from portal.ingestion.tables import read_table
 from portal.segmentation.model import Placement
 from portal.segmentation.table_model import TableSegmentationModel
 from portal.serving.model_fit import TRAIN_COMMAND
-from schemas import canonical_column, header_key
+from schemas import CUSTOMER_COLUMNS, canonical_column, header_key
 
 log = logging.getLogger(__name__)
 MAX_SKIPPED_EXAMPLES = 20
+#: Seed feature columns a list may leave out (Gender), as the loyalty model always allowed: a learned schema with
+#: such a column reads a file without it as blank there (no evidence either way), and the response says so.
+OPTIONAL_SEED_COLUMNS = tuple(spec.name for spec in CUSTOMER_COLUMNS if spec.feature and not spec.required)
 _UNREADABLE = {Role.NUMERIC: "is not a number", Role.DATE: "is not a date",
                Role.BOOLEAN: "is not yes or no", Role.ORDINAL: "is not one of the levels the model knows"}
 
@@ -64,6 +67,8 @@ class TableUpload:
     customer_rows: pd.DataFrame | None = None
     #: typed feature columns of the placed customers, in placement order (for the list profile and fit check)
     typed: pd.DataFrame | None = None
+    #: optional seed columns the file did not have, read as blank
+    left_blank: list[str] = field(default_factory=list)
 
 
 def match_headers(columns: list[str], schema: TableSchema) -> dict[str, str]:
@@ -111,10 +116,14 @@ def read_upload(data: bytes, model: TableSegmentationModel, manifest: dict[str, 
     if order_schema is not None and rolled_info:
         needed = [rolled_info["id_column"], *needed]
     missing = [name for name in dict.fromkeys(needed) if name not in matched.values()]
+    left_blank = [name for name in missing if canonical_column(name) in OPTIONAL_SEED_COLUMNS]
+    missing = [name for name in missing if name not in left_blank]
     if missing:
         raise _missing_message(missing, model.schema, manifest)
     kept_roles = {c.name for c in matching.columns if c.role not in (Role.PERSONAL, Role.EXCLUDED)}
     frame = raw[[h for h, name in matched.items() if name in kept_roles]].rename(columns=matched)
+    for name in left_blank:
+        frame[name] = pd.Series(pd.NA, index=frame.index, dtype="object")
     source_rows = np.arange(len(frame), dtype=np.int64) + table.first_row
     skipped: list[SkippedRow] = []
     skipped_count = 0
@@ -174,7 +183,7 @@ def read_upload(data: bytes, model: TableSegmentationModel, manifest: dict[str, 
              skipped_count)
     return TableUpload(placement, len(raw), int(kept.sum()), table.file_format, table.sheet,
                        {k: v for k, v in matched.items()}, rows, cid, conf, flag, skipped, skipped_count, rolled,
-                       customers.reset_index(drop=True)[kept], typed[kept].reset_index(drop=True))
+                       customers.reset_index(drop=True)[kept], typed[kept].reset_index(drop=True), left_blank)
 
 
 def table_rows_as_is(data: bytes) -> pd.DataFrame:
