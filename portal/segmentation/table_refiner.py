@@ -90,7 +90,9 @@ class SegmentRefiner(BaseEstimator):
         return built[block]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_indexes"}
+        state = dict(super().__getstate__())
+        state.pop("_indexes", None)
+        return state
 
     # -- the latent-class model ----------------------------------------------------------------
     def _maximise(self, codes: list[np.ndarray], responsibility: np.ndarray) -> None:
