@@ -18,13 +18,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from portal.errors import Conflict, NotFound, PortalError, ReleaseError, ServiceUnavailable, TrainingError
 from portal.ingestion.roles import parse_role_override
 from portal.segmentation import releases
 from portal.settings import Settings, load_settings
 from retraining import snapshots
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 from retraining.status import (
     FAILED,
     REJECTED,
@@ -121,20 +125,20 @@ def _validate(staging: Path, manifest: dict[str, Any], settings: Settings, repor
 
 def _refit_table_lineage(files: list[Path], live_manifest: dict[str, Any], settings: Settings,
                          progress: Progress, live: Path | None,
-                         sample: Path | None) -> tuple[Path, dict[str, Any], Any]:
+                         sample: pd.DataFrame | None) -> tuple[Path, dict[str, Any], Any]:
     """Fit the live learned schema again on every snapshot of its lineage (its training rows and uploads), after
     the bundled sample's rows (``sample``) while the live model came from it."""
     from portal.ingestion.roles import TableSchema
     from portal.segmentation.table_training import TableData, fit_table_release
 
     schema = snapshots.schema_of(live_manifest)
-    frame, rows, dropped = snapshots.read_table_snapshots(files, schema)
+    frame, rows, dropped = snapshots.read_table_snapshots(files, schema, sample)
     progress(f"read {len(files)} snapshot(s) of the live schema: {rows:,} rows, {dropped:,} repeated customers")
     order_schema = live_manifest.get("order_schema")
     data = TableData(frame, schema, rows, dropped, str(snapshots.lineage_dir(settings.base_data_dir, schema)),
                      TableSchema.model_validate(order_schema) if order_schema else None,
                      live_manifest.get("rolled_up"),
-                     [settings.sample_data_path.name if p == sample else p.name for p in files])
+                     ([settings.sample_data_path.name] if sample is not None else []) + [p.name for p in files])
     staging, manifest, _ = fit_table_release(data, settings.production_models_dir, progress=progress,
                                              measure_stability=False, live=live)
     return staging, manifest, frame
@@ -201,16 +205,16 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
         live_manifest = releases.read_manifest(current) if current is not None else None
         table_lineage = job is None and live_manifest is not None and \
             releases.kind_of(live_manifest) == releases.TABLE
-        sample: Path | None = None
+        sample: pd.DataFrame | None = None
         if table_lineage:
             assert live_manifest is not None
             schema = snapshots.schema_of(live_manifest)
             sample = snapshots.sample_snapshot(settings, schema, live_manifest)
-            files = ([sample] if sample else []) + snapshots.table_files(settings, schema)
-            if not files:
+            files = snapshots.table_files(settings, schema)
+            if not files and sample is None:
                 report.state = REJECTED
                 report.reason = (f"kept {report.previous_version}: no snapshots of its schema in "
-                                 f"{snapshots.lineage_dir(settings.base_data_dir, snapshots.schema_of(live_manifest))} "
+                                 f"{snapshots.lineage_dir(settings.base_data_dir, schema)} "
                                  "(releases trained before snapshots were kept); train it once more on your file "
                                  "with `flask --app app train --data FILE` or POST /admin/train")
                 return report
@@ -221,7 +225,7 @@ def run_retraining(settings: Settings, progress: Progress | None = None,
         from portal.segmentation.table_training import train_any_release
         from portal.segmentation.training import train_release
 
-        report.sources = [str(p) for p in files]
+        report.sources = ([str(settings.sample_data_path)] if sample is not None else []) + [str(p) for p in files]
         started = time.perf_counter()
 
         def stage(message: str) -> None:

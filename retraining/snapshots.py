@@ -11,6 +11,7 @@ the live model came from it: a company's own model is never diluted with invente
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -146,22 +147,28 @@ def table_files(settings: Settings, schema: TableSchema) -> list[Path]:
     return _files_below(lineage_dir(settings.base_data_dir, schema))
 
 
-def sample_snapshot(settings: Settings, schema: TableSchema, live_manifest: dict[str, Any] | None) -> Path | None:
-    """The bundled sample as one more snapshot of a learned schema (hashed ids, feature columns, ISO dates),
-    written to a scratch file beside the lineage, while the live model came from it; else None."""
+def sample_snapshot(settings: Settings, schema: TableSchema,
+                    live_manifest: dict[str, Any] | None) -> pd.DataFrame | None:
+    """The bundled sample as one more snapshot of a learned schema (hashed ids, feature columns, ISO dates), read
+    as a snapshot file reads, while the live model came from it; else None. Nothing is written."""
     sample = Path(settings.sample_data_path)
     if not sample.is_file() or not came_from_sample(live_manifest, settings):
         return None
     from portal.ingestion.tables import read_table
 
     frame = table_snapshot_frame(read_table(sample).frame, schema, settings.snapshot_salt.get_secret_value())
-    return _write_csv(frame, Path(settings.base_data_dir) / TABLES / f".{schema_key(schema)}-sample", sample.stem)
+    return _read_snapshot(io.StringIO(frame.to_csv(index=False, date_format="%Y-%m-%d")))
 
 
-def read_table_snapshots(files: Iterable[Path], schema: TableSchema) -> tuple[pd.DataFrame, int, int]:
-    """The snapshots as one customer table with every schema column (later files win for a repeated hashed
-    id), the rows read and the duplicates dropped."""
-    frames = [pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]) for path in files]
+def _read_snapshot(source: Path | io.StringIO) -> pd.DataFrame:
+    return pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
+
+
+def read_table_snapshots(files: Iterable[Path], schema: TableSchema,
+                         first: pd.DataFrame | None = None) -> tuple[pd.DataFrame, int, int]:
+    """The snapshots (after ``first``, the bundled sample's rows when they join) as one customer table with every
+    schema column (later files win for a repeated hashed id), the rows read and the duplicates dropped."""
+    frames = ([] if first is None else [first]) + [_read_snapshot(path) for path in files]
     combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     for column in schema.features:
         if column.name not in combined:

@@ -356,7 +356,7 @@ def test_the_sample_model_retrains_on_the_sample_and_the_uploads_of_its_schema(w
     of it, yet the quarterly retrain reads it (hashed ids, feature columns) with the uploads of its schema, and
     the new release still says it came from the sample."""
     from portal.segmentation.sample_data import write_sample
-    from retraining.snapshots import came_from_sample, schema_of, table_files, write_table_snapshot
+    from retraining.snapshots import came_from_sample, sample_snapshot, schema_of, table_files, write_table_snapshot
 
     sample = write_sample(tmp_path / "sample.xlsx", rows=600, seed=3)
     settings = _settings(workspace, sample_data_path=sample)
@@ -374,7 +374,15 @@ def test_the_sample_model_retrains_on_the_sample_and_the_uploads_of_its_schema(w
     assert report.rows_used == 600 + 150
     retrained = releases.read_manifest(releases.live_release_dir(workspace["model"]))
     assert came_from_sample(retrained, settings) and releases.kind_of(retrained) == releases.TABLE
-    assert all("@" not in line for line in Path(report.sources[0]).read_text().splitlines()[1:])
+    assert report.sources == [str(sample), *(str(p) for p in table_files(settings, schema))]
+    # the sample is read in memory: nothing of it is written under BASE_DATA_DIR, and no row there holds PII
+    written = [p for p in workspace["base_data"].rglob("*") if p.is_file()]
+    assert [p.name for p in written] == ["upload-1.csv"]
+    assert all("@" not in line for p in written for line in p.read_text().splitlines()[1:])
+    rows = sample_snapshot(settings, schema, retrained)
+    assert rows is not None and len(rows) == 600
+    assert list(rows.columns) == [schema.identifier, *(c.name for c in schema.features)]
+    assert not rows.apply(lambda column: column.str.contains("@", na=False)).any().any()
 
 
 def test_settings_reach_the_child_process_unchanged(workspace, monkeypatch, tmp_path) -> None:
