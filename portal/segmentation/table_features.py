@@ -316,11 +316,8 @@ class TableFeatures(TransformerMixin, BaseEstimator):
         self.columns_ = SchemaColumns(self.schema).fit(X)
         typed = self.columns_.transform(X)
         numbers = [c.name for c in self.schema.features if c.role in NUMBER_ROLES]
-        #: category columns encoded by their members' profile
-        self.profiled_ = [c.name for c in self.schema.features if described_by_members(
-            c, int(typed[c.name].nunique()) if c.role == Role.CATEGORICAL else 0, self.profile_from)]
-        blocks = {c.name: _block(c.role, c.name, numbers, self.category_distance, self.profile,
-                                 c.name in self.profiled_)
+        blocks = {c.name: _block(c.role, c.name, numbers, self.category_distance, self.profile, described_by_members(
+                      c, int(typed[c.name].nunique()) if c.role == Role.CATEGORICAL else 0, self.profile_from))
                   for c in self.schema.features}
         base = {name: weight for name, (_, _, weight) in blocks.items()}
         unweighted = ColumnTransformer([(name, enc, cols) for name, (enc, cols, _) in blocks.items()],

@@ -39,10 +39,10 @@ _UNREADABLE = {Role.NUMERIC: "is not a number", Role.DATE: "is not a date",
 def _unreadable(column: ColumnRole) -> str:
     """Why a cell of ``column`` was skipped, and what it may hold instead."""
     reason = f"{column.name} {_UNREADABLE.get(column.role, 'cannot be read')}"
-    if column.role == Role.ORDINAL and column.values:
-        return f"{reason}; use {', '.join(column.values[:-1])} or {column.values[-1]}" if len(column.values) > 1 \
-            else f"{reason}; use {column.values[0]}"
-    return reason
+    if column.role != Role.ORDINAL or not column.values:
+        return reason
+    *others, last = column.values
+    return f"{reason}; use {', '.join(others)} or {last}" if others else f"{reason}; use {last}"
 
 
 @dataclass
