@@ -47,6 +47,7 @@ from portal.segmentation.table_features import (
 )
 from portal.segmentation.table_refiner import UPSTREAM_ODDS, SegmentRefiner
 from portal.segmentation.table_small_batch import SMALL_BATCH_ROWS, SmallBatchEncoder, small_batch_encoder
+from portal.segmentation.table_splitter import LOCAL_DEPENDENCE, SegmentSplitter
 from portal.segmentation.table_vote import GridNeighbours, weighted_vote
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ TABLE_MIN_CLUSTER_FLOOR, TABLE_MIN_SAMPLES_FLOOR = 20, 5
 #: Folds of the agreement check on tables with no rows outside the fitted sample.
 FOLDS = 5
 SERVING_STATE = ("params", "schema", "cluster_ids_", "noise_share_", "vote_labels_", "vote_noise_",
-                 "fast_path_agreement_", "relabel_")
+                 "fast_path_agreement_", "relabel_", "clusterer_ids_", "families_")
 Progress = Callable[[str], None]
 
 
@@ -107,6 +108,9 @@ class TableParams:
     profile_from_categories: int = PROFILE_FROM_CATEGORIES
     #: the refining stage (``table_refiner``): how much more likely the clusterer's segment is (None: no stage)
     upstream_odds: float | None = UPSTREAM_ODDS
+    #: splits before it (``table_splitter``): blocks this dependent within segments are weighed as one (None:
+    #: no splits; they need the refining stage, which serves them)
+    local_dependence: float | None = LOCAL_DEPENDENCE
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,6 +158,9 @@ class TableSegmentationModel:
         schema = TableSchema.model_validate(state.pop("schema"))
         model = cls(schema, state["params"], reducer=stages["reducer_"], clusterer=stages["clusterer_"])
         model.__dict__.update({**state, **stages})
+        # releases saved before segments could be split: every segment is the clusterer's own
+        model.__dict__.setdefault("clusterer_ids_", list(model.cluster_ids_))
+        model.__dict__.setdefault("families_", {})
         model.refiner_ = joblib.load(folder / REFINER_FILE) if (folder / REFINER_FILE).exists() else None
         return model
 
@@ -206,28 +213,43 @@ class TableSegmentationModel:
         self.embedding_sample_ = embedding
         self.embedding_sample_labels_ = fitted
         self.fit_rows_, self.fitted_labels_ = fit_rows, fitted
+        self.clusterer_ids_ = list(self.cluster_ids_)
+        self.families_, self.split_summary_ = {}, None
+        splits: list[dict[str, Any]] = []
+        if p.upstream_odds is not None and p.local_dependence is not None:
+            say("splitting segments whose columns show two groups")
+            started = time.perf_counter()
+            splitter = SegmentSplitter(self.features_.block_columns(), local_dependence=p.local_dependence,
+                                       random_state=p.random_state).fit(X[fit_rows], final)
+            self.timings_["splitter_fit_s"] = round(time.perf_counter() - started, 2)
+            self.split_summary_, splits = splitter.describe(), list(splitter.splits_)
+            if splits:
+                final, self.families_ = splitter.labels_, dict(splitter.parents_)
 
         say("fitting the fast path (nearest neighbours in feature space)")
         self.neighbours_ = NearestNeighbors(n_neighbors=min(p.neighbours, len(fit_rows))).fit(X[fit_rows])
-        self.vote_labels_, self.vote_noise_ = final, noise
-        labels = np.empty(len(X), dtype=int)
-        labels[fit_rows] = final
-        if p.upstream_odds is not None and len(self.cluster_ids_) > 1:
-            say("refining segments by every column's evidence")
-            started = time.perf_counter()
-            self.refiner_ = SegmentRefiner(self.features_.block_columns(), upstream_odds=p.upstream_odds).fit(
-                X[fit_rows], final)
-            labels[fit_rows] = self.refiner_.labels_
-            self.timings_["refiner_fit_s"] = round(time.perf_counter() - started, 2)
         rest = np.setdiff1d(np.arange(len(X)), fit_rows)
-        if len(rest):
-            labels[rest] = self._vote(X[rest]).cluster_id
-        self.labels_ = labels
+        say("refining segments by every column's evidence")
+        self._fit_serving(X, fit_rows, rest, final, noise)
         if not measure_agreement:
             self.fast_path_agreement_, self.agreement_method_ = float("nan"), "not measured"
             return self
         started = time.perf_counter()
+        held_out = rng.bit_generator.state
         self.fast_path_agreement_, self.agreement_method_ = self._measure_agreement(X, fit_rows, rest, rng)
+        while self.fast_path_agreement_ < p.min_fast_path_agreement and splits:
+            # a split the two paths cannot serve alike is not kept: the newest goes first
+            undone = splits.pop()
+            say(f"fast path agrees on {self.fast_path_agreement_:.1%}: segment {undone['new_segment']} goes back "
+                f"into segment {undone['segment']}")
+            final = np.where(final == undone["new_segment"], undone["segment"], final)
+            self.families_.pop(undone["new_segment"], None)
+            self._fit_serving(X, fit_rows, rest, final, noise)
+            rng.bit_generator.state = held_out
+            self.fast_path_agreement_, self.agreement_method_ = self._measure_agreement(X, fit_rows, rest, rng)
+            if self.split_summary_ is not None:
+                self.split_summary_["undone_for_agreement"] = [*self.split_summary_.get("undone_for_agreement", []),
+                                                               undone]
         self.timings_["agreement_s"] = round(time.perf_counter() - started, 2)
         say(f"fast path agrees with the full path on {self.fast_path_agreement_:.1%} of held-out rows "
             f"({self.agreement_method_})")
@@ -237,6 +259,26 @@ class TableSegmentationModel:
                 f"held-out rows (the gate is {p.min_fast_path_agreement:.0%}): the segments are not separated "
                 "well enough in this table to serve. Leave out noisy columns with --exclude COLUMN, or add rows.")
         return self
+
+    def _fit_serving(self, X: np.ndarray, fit_rows: np.ndarray, rest: np.ndarray, final: np.ndarray,
+                     noise: np.ndarray) -> None:
+        """The vote's labels, the refining stage and every training row's label, from the fitted rows'
+        segments ``final`` (the clusterer's, noise reassigned, after any splits)."""
+        p = self.params
+        self.cluster_ids_ = sorted(set(final.tolist()) | set(self.clusterer_ids_))
+        self.vote_labels_, self.vote_noise_ = final, noise
+        labels = np.empty(len(X), dtype=int)
+        labels[fit_rows] = final
+        self.refiner_ = None
+        if p.upstream_odds is not None and len(self.cluster_ids_) > 1:
+            started = time.perf_counter()
+            self.refiner_ = SegmentRefiner(self.features_.block_columns(), upstream_odds=p.upstream_odds).fit(
+                X[fit_rows], final)
+            labels[fit_rows] = self.refiner_.labels_
+            self.timings_["refiner_fit_s"] = round(time.perf_counter() - started, 2)
+        if len(rest):
+            labels[rest] = self._vote(X[rest]).cluster_id
+        self.labels_ = labels
 
     def _measure_agreement(self, X: np.ndarray, fit_rows: np.ndarray, rest: np.ndarray,
                            rng: np.random.Generator) -> tuple[float, str]:
@@ -264,6 +306,8 @@ class TableSegmentationModel:
         placement answers ``mapping[id]``; noise (-1) stays noise."""
         self.relabel_ = {raw: mapping[current] for raw, current in self.relabel_.items()}
         self.cluster_ids_ = [mapping[c] for c in self.cluster_ids_]
+        self.clusterer_ids_ = [mapping[c] for c in self.clusterer_ids_]
+        self.families_ = {mapping[child]: mapping[parent] for child, parent in self.families_.items()}
         if self.refiner_ is not None:
             self.refiner_.relabel(mapping)
         for name in ("vote_labels_", "labels_", "fitted_labels_", "embedding_sample_labels_"):
@@ -324,12 +368,13 @@ class TableSegmentationModel:
         return self._refined(X, weighted_vote(self._grid(), X, self.neighbours_.n_neighbors, self.vote_labels_,
                                               self.vote_noise_, self.cluster_ids_))
 
-    def _refined(self, X: np.ndarray, placed: Placement) -> Placement:
+    def _refined(self, X: np.ndarray, placed: Placement, by_family: bool = False) -> Placement:
         """The refining stage over the fast or full path's answer: a row its columns move to another segment
-        keeps the lower of its confidence and the new segment's posterior probability."""
+        keeps the lower of its confidence and the new segment's posterior probability. ``by_family``: the
+        answer is the clusterer's segment, which stands for every segment split from it."""
         if self.refiner_ is None or not len(X):
             return placed
-        labels, posterior = self.refiner_.predict(X, placed.cluster_id)
+        labels, posterior = self.refiner_.predict(X, placed.cluster_id, self.families_ if by_family else None)
         moved = labels != placed.cluster_id
         confidence = np.where(moved, np.minimum(placed.confidence, np.round(posterior, 4)), placed.confidence)
         return Placement(labels, confidence, placed.reassigned)
@@ -344,13 +389,13 @@ class TableSegmentationModel:
                 noise = label < 0
                 if noise.any():
                     vectors = self.clusterer_.membership(embedded[noise])
-                    label[noise] = np.asarray(self.cluster_ids_)[vectors.argmax(axis=1)]
+                    label[noise] = np.asarray(self.clusterer_ids_)[vectors.argmax(axis=1)]
                     strength[noise] = vectors.max(axis=1) * REASSIGNED_CONFIDENCE_CAP
                 labels.append(label)
                 strengths.append(strength)
                 flags.append(noise)
         placed = Placement(np.concatenate(labels), np.round(np.concatenate(strengths), 4), np.concatenate(flags))
-        return self._refined(X, placed)
+        return self._refined(X, placed, by_family=True)
 
     def warm_up(self) -> float:
         """Compile numba's transform path and touch the neighbour index before taking traffic."""

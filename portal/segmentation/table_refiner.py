@@ -52,6 +52,10 @@ class SegmentRefiner(BaseEstimator):
         self.max_iterations = max_iterations
 
     # -- reading blocks as values --------------------------------------------------------------
+    def block_codes(self, X: np.ndarray) -> list[np.ndarray]:
+        """Fit the bands and patterns on ``X`` and return each block's value code per row."""
+        return self._fit_codes(np.asarray(X))
+
     def _fit_codes(self, X: np.ndarray) -> list[np.ndarray]:
         self.edges_: list[np.ndarray | None] = []
         self.patterns_: list[np.ndarray | None] = []
@@ -101,18 +105,27 @@ class SegmentRefiner(BaseEstimator):
         self.log_shares_ = []
         for code in codes:
             values = int(code.max()) + 1
-            counts = np.zeros((values, responsibility.shape[1]))
-            np.add.at(counts, code, responsibility)
+            counts = np.column_stack([np.bincount(code, weights=responsibility[:, k], minlength=values)
+                                      for k in range(responsibility.shape[1])])
             overall = np.bincount(code, minlength=values) / len(code)
             shares = (counts + self.smoothing * values * overall[:, None]) / (sizes + self.smoothing * values)
             # one more row, all zeros, for a value no fitted row had: no evidence for any segment
             self.log_shares_.append(np.vstack([np.log(np.maximum(shares, 1e-300)), np.zeros(len(sizes))]))
 
-    def _log_posterior(self, codes: list[np.ndarray], upstream: np.ndarray) -> np.ndarray:
-        scores = np.broadcast_to(self.log_prior_, (len(upstream), len(self.classes_))).copy()
-        scores[np.arange(len(upstream)), upstream] += np.log(self.upstream_odds)
+    def _log_joint(self, codes: list[np.ndarray], upstream: np.ndarray | None) -> np.ndarray:
+        """Log prior plus each block's log share (plus the upstream odds: a position per row, or a 0/1 mask of
+        the segments a row's upstream answer allows) for every row and segment."""
+        scores = np.broadcast_to(self.log_prior_, (len(codes[0]), len(self.classes_))).copy()
+        if upstream is not None and upstream.ndim == 1:
+            scores[np.arange(len(upstream)), upstream] += np.log(self.upstream_odds)
+        elif upstream is not None:
+            scores += upstream * np.log(self.upstream_odds)
         for code, log_shares in zip(codes, self.log_shares_, strict=True):
             scores += log_shares[np.minimum(code, len(log_shares) - 1)]
+        return scores
+
+    def _log_posterior(self, codes: list[np.ndarray], upstream: np.ndarray) -> np.ndarray:
+        scores = self._log_joint(codes, upstream)
         scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=1, keepdims=True)
@@ -142,13 +155,32 @@ class SegmentRefiner(BaseEstimator):
         self.moved_share_ = float(np.mean(self.labels_ != y))
         return self
 
-    def predict(self, X: np.ndarray, upstream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, X: np.ndarray, upstream: np.ndarray,
+                families: dict[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each row's segment given the segment the clusterer or fast path gave it, and that segment's
-        posterior probability."""
+        posterior probability. With ``families`` (segment -> the clusterer segment it was split from),
+        ``upstream`` holds clusterer segments and the odds go to every segment of the row's family."""
         check_is_fitted(self, "log_shares_")
-        posterior = self._log_posterior(self._codes(np.asarray(X)), self._positions(np.asarray(upstream)))
+        upstream = np.asarray(upstream)
+        if families:
+            family = np.array([families.get(int(c), int(c)) for c in self.classes_])
+            allowed = (family[None, :] == upstream[:, None]).astype(float)
+            posterior = self._log_posterior(self._codes(np.asarray(X)), allowed)
+        else:
+            posterior = self._log_posterior(self._codes(np.asarray(X)), self._positions(upstream))
         best = posterior.argmax(axis=1)
         return self.classes_[best], posterior[np.arange(len(best)), best]
+
+    def bic(self, X: np.ndarray) -> float:
+        """Bayesian information criterion of the fitted latent-class model on ``X`` (upstream answers aside):
+        lower explains the rows better for its number of free value shares."""
+        check_is_fitted(self, "log_shares_")
+        scores = self._log_joint(self._codes(np.asarray(X)), None)
+        peak = scores.max(axis=1)
+        log_likelihood = float(np.sum(peak + np.log(np.exp(scores - peak[:, None]).sum(axis=1))))
+        k = len(self.classes_)
+        free = k - 1 + k * sum(len(log_shares) - 2 for log_shares in self.log_shares_)
+        return -2 * log_likelihood + free * float(np.log(len(scores)))
 
     def relabel(self, mapping: dict[int, int]) -> None:
         """Answer ``mapping[id]`` for every segment id (the stable ids of ``segment_ids``)."""

@@ -1,0 +1,218 @@
+"""Between the clusterer and the refining stage: a segment is split in two while the columns say it holds two
+groups.
+
+HDBSCAN on the UMAP embedding merges groups that overlap in every single column but differ across many of
+them (means one standard deviation apart, shared category mixes): on a second, independently written
+generator it found 2-5 segments where 3-7 were planted. A latent-class model over the feature blocks sees
+such groups, because each column adds its little evidence; the Bayesian information criterion (BIC) of that
+model says whether one more segment explains the table better than it costs.
+
+Naive Bayes assumes the columns independent within a segment, and real tables break that: orders, total
+spend and tenure rise together inside every group, and BIC then buys extra segments to model that
+correlation (on planted retail files it split four groups into up to nine). So the blocks strongly
+dependent on each other *within* the clusterer's segments (normalised mutual information of their bands of
+``local_dependence`` or more) are represented by one of them when the splits are weighed, measured again
+after every split. Dependence that
+only comes from two merged groups is weak in each pair of columns (0.02-0.08 on the second generator's
+files) while a within-group correlation is strong (0.11-0.40 between orders, spend and dates of the planted
+retail files), so a segment is split for groups, not for correlations. Measured in ``bench/schemas.py``
+(splits).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.cluster import KMeans
+from sklearn.utils.validation import check_is_fitted
+
+from portal.segmentation.table_refiner import UPSTREAM_ODDS, SegmentRefiner
+
+#: Two blocks this dependent within the clusterer's segments (normalised mutual information of their bands,
+#: averaged over segments by size) are weighed as one when splits are considered. On the planted retail and
+#: order files 0.05 and 0.1 left all 14 at their four groups and 0.2 split five of them; 0.05 is the cautious
+#: end (it joins more of a wide real table's related columns, so it splits less).
+LOCAL_DEPENDENCE = 0.05
+#: A split's smaller half holds at least this share of the fitted rows (and ``MIN_SPLIT_ROWS``).
+MIN_SPLIT_SHARE = 0.02
+MIN_SPLIT_ROWS = 20
+#: Random starts of the two-class model that proposes each segment's halves (beside one from k-means).
+RANDOM_STARTS = 3
+#: Splitting stops at this many segments (the most a campaign team can use, as the upload contract says).
+MAX_SEGMENTS = 12
+
+
+class SegmentSplitter(BaseEstimator):
+    """Splits segments while the latent-class model's BIC improves; records which segment each new one left.
+
+    ``fit(X, y)`` takes the model-ready fitted rows and the clusterer's segment of each (noise reassigned) and
+    sets ``labels_`` (the old ids, plus ``max(y) + 1``, ... for each new segment), ``parents_`` (new id -> the
+    clusterer's segment it was split from), ``representatives_`` (the blocks weighed) and ``splits_``.
+    """
+
+    def __init__(self, blocks: list[list[int]], local_dependence: float = LOCAL_DEPENDENCE,
+                 min_split_share: float = MIN_SPLIT_SHARE, min_split_rows: int = MIN_SPLIT_ROWS,
+                 max_segments: int = MAX_SEGMENTS, upstream_odds: float = UPSTREAM_ODDS,
+                 random_state: int = 0) -> None:
+        self.blocks = blocks
+        self.upstream_odds = upstream_odds
+        self.local_dependence = local_dependence
+        self.min_split_share = min_split_share
+        self.min_split_rows = min_split_rows
+        self.max_segments = max_segments
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> SegmentSplitter:
+        X, labels = np.asarray(X), np.asarray(y).copy()
+        codes = SegmentRefiner(self.blocks).block_codes(X)
+        smallest = max(self.min_split_rows, int(self.min_split_share * len(X)))
+        self.parents_: dict[int, int] = {}
+        self.splits_: list[dict[str, Any]] = []
+        while len(np.unique(labels)) < self.max_segments:
+            best = self._best_split(codes, X, labels, smallest)
+            if best is None:
+                break
+            gain, labels, parent, child, weighed = best
+            # the split was chosen on the weighed blocks; every block then places the rows (as the refining
+            # stage will), so the next round starts from segments as they will be served
+            labels = SegmentRefiner(self.blocks, upstream_odds=self.upstream_odds).fit(X, labels).labels_
+            self.parents_[child] = self.parents_.get(parent, parent)
+            self.splits_.append({"segment": parent, "new_segment": child, "bic_gain": round(gain, 1),
+                                 "blocks_weighed": weighed})
+        self.representatives_ = representative_blocks(within_segment_dependence(codes, labels),
+                                                      self.local_dependence)
+        self.labels_ = labels
+        return self
+
+    def _best_split(self, codes: list[np.ndarray], X: np.ndarray, labels: np.ndarray,
+                    smallest: int) -> tuple[float, np.ndarray, int, int, int] | None:
+        """The split of one segment in two (then EM over every row) that lowers BIC most, if any does.
+
+        Each candidate is judged on the blocks as they would be linked with it made: dependence that came from
+        two groups in one segment is gone once they are apart, a correlation inside a group stays."""
+        best: tuple[float, np.ndarray, int, int, int] | None = None
+        child = int(labels.max()) + 1
+        segments, sizes = np.unique(labels, return_counts=True)
+        per_segment = {int(c): segment_dependence(codes, labels == c) for c in segments}
+        overall = sum(per_segment[int(c)] * (n / len(labels)) for c, n in zip(segments, sizes, strict=True))
+        unsplit: dict[tuple[int, ...], float] = {}  # BIC of the segments as they are, by the blocks weighed
+        for segment, size in zip(segments, sizes, strict=True):
+            rows = np.flatnonzero(labels == segment)
+            if size < 2 * smallest:
+                continue
+            before = per_segment[int(segment)]
+            own = representative_blocks(before, self.local_dependence)
+            for halves in self._halves(X[rows], [self.blocks[b] for b in own]):
+                inside = halves_dependence([code[rows] for code in codes], halves)
+                if not self._two_inside(X[rows], halves, representative_blocks(inside, self.local_dependence)):
+                    continue
+                trial = labels.copy()
+                trial[rows[halves == 1]] = child
+                linked = overall + (inside - before) * (size / len(labels))
+                chosen = tuple(representative_blocks(linked, self.local_dependence))
+                weighed = [self.blocks[b] for b in chosen]
+                refit = SegmentRefiner(weighed, upstream_odds=1.0).fit(X, trial)
+                counts = np.unique(refit.labels_, return_counts=True)[1]
+                if len(counts) <= len(segments) or counts.min() < smallest:
+                    continue  # a segment emptied, or a half too small to be one
+                if chosen not in unsplit:
+                    unsplit[chosen] = _bic(weighed, X, labels)
+                gain = unsplit[chosen] - refit.bic(X)
+                if gain > 0 and (best is None or gain > best[0]):
+                    best = (gain, refit.labels_, int(segment), child, len(weighed))
+        return best
+
+    def _two_inside(self, rows: np.ndarray, halves: np.ndarray, representatives: list[int]) -> bool:
+        """Whether two classes explain one segment's rows better than one (BIC on those rows alone): a cheap
+        first test before the split is weighed on the whole table."""
+        weighed = [self.blocks[b] for b in representatives]
+        one = SegmentRefiner(weighed, upstream_odds=1.0).fit(rows, np.zeros(len(rows), int)).bic(rows)
+        return bool(SegmentRefiner(weighed, upstream_odds=1.0).fit(rows, halves).bic(rows) < one)
+
+    def _halves(self, rows: np.ndarray, weighed: list[list[int]]) -> list[np.ndarray]:
+        """Ways to halve one segment's rows: k-means halves, and a two-class latent-class model from each of a
+        few random halves (k-means alone missed groups that differ a little in many columns and not in the
+        feature space's widest blocks)."""
+        rng = np.random.default_rng(self.random_state)
+        candidates = [KMeans(2, n_init=1, random_state=self.random_state).fit_predict(rows)]
+        for _ in range(RANDOM_STARTS):
+            halves = SegmentRefiner(weighed, upstream_odds=1.0).fit(rows, rng.integers(0, 2, len(rows))).labels_
+            if len(np.unique(halves)) == 2:
+                candidates.append(halves)
+        return candidates
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest records of this stage."""
+        check_is_fitted(self, "labels_")
+        return {"method": "BIC of a latent-class model over the feature blocks, locally dependent blocks weighed "
+                          "as one", "local_dependence": self.local_dependence,
+                "blocks_weighed": len(self.representatives_), "blocks": len(self.blocks), "splits": self.splits_}
+
+
+def _bic(blocks: list[list[int]], X: np.ndarray, labels: np.ndarray) -> float:
+    return SegmentRefiner(blocks, upstream_odds=1.0).fit(X, labels).bic(X)
+
+
+def normalised_mutual_information(a: np.ndarray, b: np.ndarray) -> float:
+    """Mutual information of two code vectors (small non-negative integers), less its small-sample bias
+    (Miller-Madow: (ka - 1)(kb - 1) / 2n for ka and kb values seen), over the mean of their entropies; 0 when
+    either is constant. Without the correction a block of 30 categories looked linked to every other block in
+    segments of a few hundred rows."""
+    def shares(counts: np.ndarray) -> np.ndarray:
+        return counts[counts > 0] / len(a)
+
+    joint, pa, pb = shares(np.bincount(a * (int(b.max()) + 1) + b)), shares(np.bincount(a)), shares(np.bincount(b))
+    ha, hb = -np.sum(pa * np.log(pa)), -np.sum(pb * np.log(pb))
+    if ha <= 0 or hb <= 0:
+        return 0.0
+    mutual = ha + hb + np.sum(joint * np.log(joint)) - (len(pa) - 1) * (len(pb) - 1) / (2 * len(a))
+    return float(max(mutual, 0.0) / ((ha + hb) / 2))
+
+
+def segment_dependence(codes: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+    """Each pair of blocks' normalised mutual information among ``rows`` (a mask)."""
+    n = len(codes)
+    picked = [code[rows] for code in codes]
+    dependence = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            dependence[i, j] = normalised_mutual_information(picked[i], picked[j])
+    return dependence + dependence.T
+
+
+def halves_dependence(codes: list[np.ndarray], halves: np.ndarray) -> np.ndarray:
+    """``segment_dependence`` inside each of two halves (0/1 labels of the same rows), weighted by size."""
+    return sum((segment_dependence(codes, halves == half) * np.mean(halves == half) for half in (0, 1)),
+               np.zeros((len(codes), len(codes))))
+
+
+def within_segment_dependence(codes: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """Each pair of blocks' normalised mutual information inside the segments, weighted by segment size."""
+    return sum((segment_dependence(codes, labels == segment) * np.mean(labels == segment)
+                for segment in np.unique(labels)), np.zeros((len(codes), len(codes))))
+
+
+def representative_blocks(dependence: np.ndarray, threshold: float) -> list[int]:
+    """One block per group of blocks linked by dependence >= ``threshold`` (the one most dependent on the rest
+    of its group), in block order."""
+    n = len(dependence)
+    group = list(range(n))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(dependence >= threshold, k=1)), strict=True):
+        group[root(int(i))] = root(int(j))
+    members: dict[int, list[int]] = {}
+    for i in range(n):
+        members.setdefault(root(i), []).append(i)
+    return sorted(max(blocks, key=lambda b: (dependence[b, blocks].sum(), -b)) for blocks in members.values())
+
+
+__all__ = ["LOCAL_DEPENDENCE", "SegmentSplitter", "halves_dependence", "normalised_mutual_information",
+           "representative_blocks", "segment_dependence", "within_segment_dependence"]
