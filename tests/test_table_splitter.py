@@ -10,6 +10,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from portal.segmentation.table_model import TableParams, TableSegmentationModel
+from portal.segmentation.table_refiner import SegmentRefiner
 from portal.segmentation.table_splitter import (
     LOCAL_DEPENDENCE,
     SegmentSplitter,
@@ -76,6 +77,21 @@ def test_splitting_repeats_exactly():
     first = SegmentSplitter(ONE_COLUMN_BLOCKS).fit(X, start)
     second = SegmentSplitter(ONE_COLUMN_BLOCKS).fit(X, start)
     assert np.array_equal(first.labels_, second.labels_) and first.splits_ == second.splits_
+
+
+def test_segments_split_from_one_share_its_odds_so_either_path_gives_the_same_answer():
+    X, truth = _two_overlapping_groups(7)
+    labels = truth + 3  # segment 4 was split from segment 3
+    refiner = SegmentRefiner(ONE_COLUMN_BLOCKS).fit(X, labels, {4: 3})
+    by_clusterer, _ = refiner.predict(X, np.full(len(X), 3))  # the full path answers the clusterer's segment
+    by_vote, _ = refiner.predict(X, np.full(len(X), 4))  # the fast path may answer the split-off one
+    assert np.array_equal(by_clusterer, by_vote)
+    assert adjusted_rand_score(truth, by_clusterer) >= 0.8
+    # without the family, the answer given leans the segment chosen
+    plain = SegmentRefiner(ONE_COLUMN_BLOCKS).fit(X, labels)
+    assert not np.array_equal(plain.predict(X, np.full(len(X), 3))[0], plain.predict(X, np.full(len(X), 4))[0])
+    refiner.relabel({3: 10, 4: 11})
+    assert refiner.families_ == {11: 10}
 
 
 def test_normalised_mutual_information_matches_an_independent_computation():

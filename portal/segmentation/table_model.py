@@ -273,7 +273,7 @@ class TableSegmentationModel:
         if p.upstream_odds is not None and len(self.cluster_ids_) > 1:
             started = time.perf_counter()
             self.refiner_ = SegmentRefiner(self.features_.block_columns(), upstream_odds=p.upstream_odds).fit(
-                X[fit_rows], final)
+                X[fit_rows], final, self.families_)
             labels[fit_rows] = self.refiner_.labels_
             self.timings_["refiner_fit_s"] = round(time.perf_counter() - started, 2)
         if len(rest):
@@ -368,13 +368,13 @@ class TableSegmentationModel:
         return self._refined(X, weighted_vote(self._grid(), X, self.neighbours_.n_neighbors, self.vote_labels_,
                                               self.vote_noise_, self.cluster_ids_))
 
-    def _refined(self, X: np.ndarray, placed: Placement, by_family: bool = False) -> Placement:
+    def _refined(self, X: np.ndarray, placed: Placement) -> Placement:
         """The refining stage over the fast or full path's answer: a row its columns move to another segment
-        keeps the lower of its confidence and the new segment's posterior probability. ``by_family``: the
-        answer is the clusterer's segment, which stands for every segment split from it."""
+        keeps the lower of its confidence and the new segment's posterior probability. A clusterer segment
+        stands for every segment split from it, and among those the columns decide."""
         if self.refiner_ is None or not len(X):
             return placed
-        labels, posterior = self.refiner_.predict(X, placed.cluster_id, self.families_ if by_family else None)
+        labels, posterior = self.refiner_.predict(X, placed.cluster_id)
         moved = labels != placed.cluster_id
         confidence = np.where(moved, np.minimum(placed.confidence, np.round(posterior, 4)), placed.confidence)
         return Placement(labels, confidence, placed.reassigned)
@@ -395,7 +395,7 @@ class TableSegmentationModel:
                 strengths.append(strength)
                 flags.append(noise)
         placed = Placement(np.concatenate(labels), np.round(np.concatenate(strengths), 4), np.concatenate(flags))
-        return self._refined(X, placed, by_family=True)
+        return self._refined(X, placed)
 
     def warm_up(self) -> float:
         """Compile numba's transform path and touch the neighbour index before taking traffic."""

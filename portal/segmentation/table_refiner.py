@@ -135,14 +135,19 @@ class SegmentRefiner(BaseEstimator):
         order = np.argsort(self.classes_)
         return order[np.searchsorted(self.classes_[order], labels)]
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> SegmentRefiner:
-        """EM from the clusterer's labels ``y`` (every row in a segment): sets ``labels_`` for the fitted rows."""
+    def fit(self, X: np.ndarray, y: np.ndarray, families: dict[int, int] | None = None) -> SegmentRefiner:
+        """EM from the clusterer's labels ``y`` (every row in a segment): sets ``labels_`` for the fitted rows.
+
+        ``families`` (segment -> the clusterer's segment it was split from, ``table_splitter``): the odds go to
+        every segment of a row's family, and among them the columns alone decide."""
         y = np.asarray(y)
         self.classes_ = np.unique(y)
+        self.families_ = dict(families or {})
         codes = self._fit_codes(np.asarray(X))
-        upstream = self._positions(y)
-        assigned = upstream
-        responsibility = np.eye(len(self.classes_))[upstream]
+        start = self._positions(y)
+        upstream = self._upstream(y)
+        assigned = start
+        responsibility = np.eye(len(self.classes_))[start]
         self.n_iter_ = 0
         while self.n_iter_ < self.max_iterations:
             self.n_iter_ += 1
@@ -155,19 +160,21 @@ class SegmentRefiner(BaseEstimator):
         self.moved_share_ = float(np.mean(self.labels_ != y))
         return self
 
-    def predict(self, X: np.ndarray, upstream: np.ndarray,
-                families: dict[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _upstream(self, labels: np.ndarray) -> np.ndarray:
+        """The upstream answers as the odds need them: each row's segment position, or (segments split) a 0/1
+        mask of the segments of each row's family."""
+        families = self.__dict__.get("families_") or {}  # a stage saved before splits existed has none
+        if not families:
+            return self._positions(labels)
+        family = np.array([families.get(int(c), int(c)) for c in self.classes_])
+        given = np.array([families.get(int(c), int(c)) for c in labels])
+        return (family[None, :] == given[:, None]).astype(float)
+
+    def predict(self, X: np.ndarray, upstream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row's segment given the segment the clusterer or fast path gave it, and that segment's
-        posterior probability. With ``families`` (segment -> the clusterer segment it was split from),
-        ``upstream`` holds clusterer segments and the odds go to every segment of the row's family."""
+        posterior probability."""
         check_is_fitted(self, "log_shares_")
-        upstream = np.asarray(upstream)
-        if families:
-            family = np.array([families.get(int(c), int(c)) for c in self.classes_])
-            allowed = (family[None, :] == upstream[:, None]).astype(float)
-            posterior = self._log_posterior(self._codes(np.asarray(X)), allowed)
-        else:
-            posterior = self._log_posterior(self._codes(np.asarray(X)), self._positions(upstream))
+        posterior = self._log_posterior(self._codes(np.asarray(X)), self._upstream(np.asarray(upstream)))
         best = posterior.argmax(axis=1)
         return self.classes_[best], posterior[np.arange(len(best)), best]
 
@@ -185,6 +192,8 @@ class SegmentRefiner(BaseEstimator):
     def relabel(self, mapping: dict[int, int]) -> None:
         """Answer ``mapping[id]`` for every segment id (the stable ids of ``segment_ids``)."""
         self.classes_ = np.array([mapping[int(c)] for c in self.classes_])
+        families = self.__dict__.get("families_", {})
+        self.families_ = {mapping[child]: mapping[parent] for child, parent in families.items()}
         if hasattr(self, "labels_"):
             self.labels_ = np.array([mapping[int(c)] for c in self.labels_])
 

@@ -9,14 +9,14 @@ model says whether one more segment explains the table better than it costs.
 
 Naive Bayes assumes the columns independent within a segment, and real tables break that: orders, total
 spend and tenure rise together inside every group, and BIC then buys extra segments to model that
-correlation (on planted retail files it split four groups into up to nine). So the blocks strongly
-dependent on each other *within* the clusterer's segments (normalised mutual information of their bands of
-``local_dependence`` or more) are represented by one of them when the splits are weighed, measured again
-after every split. Dependence that
-only comes from two merged groups is weak in each pair of columns (0.02-0.08 on the second generator's
-files) while a within-group correlation is strong (0.11-0.40 between orders, spend and dates of the planted
-retail files), so a segment is split for groups, not for correlations. Measured in ``bench/schemas.py``
-(splits).
+correlation (with every block weighed on its own it split the 14 planted retail and order files' four
+groups into up to nine). So blocks linked *within* segments (normalised mutual information of their bands,
+less its small-sample bias, of ``local_dependence`` or more) are represented by one of them when a split is
+weighed, and each candidate split is judged with the links as they would be once it is made. A link that
+only comes from two groups in one segment is weak in each pair of columns and vanishes when they are apart
+(0.01-0.08 in the second generator's merged segments, under 0.01 inside its planted groups); a correlation
+inside a group stays (0.10-0.40 between orders, spend and dates inside the planted retail groups). So a
+segment is split for groups, not for correlations. Measured in ``bench/schemas.py`` (refinement).
 """
 
 from __future__ import annotations
@@ -75,10 +75,11 @@ class SegmentSplitter(BaseEstimator):
             if best is None:
                 break
             gain, labels, parent, child, weighed = best
+            self.parents_[child] = self.parents_.get(parent, parent)
             # the split was chosen on the weighed blocks; every block then places the rows (as the refining
             # stage will), so the next round starts from segments as they will be served
-            labels = SegmentRefiner(self.blocks, upstream_odds=self.upstream_odds).fit(X, labels).labels_
-            self.parents_[child] = self.parents_.get(parent, parent)
+            labels = SegmentRefiner(self.blocks, upstream_odds=self.upstream_odds).fit(
+                X, labels, self.parents_).labels_
             self.splits_.append({"segment": parent, "new_segment": child, "bic_gain": round(gain, 1),
                                  "blocks_weighed": weighed})
         self.representatives_ = representative_blocks(within_segment_dependence(codes, labels),
