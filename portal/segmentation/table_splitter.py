@@ -30,10 +30,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from portal.segmentation.table_refiner import UPSTREAM_ODDS, SegmentRefiner
 
-#: Two blocks this dependent within the clusterer's segments (normalised mutual information of their bands,
-#: averaged over segments by size) are weighed as one when splits are considered. On the planted retail and
-#: order files 0.05 and 0.1 left all 14 at their four groups and 0.2 split five of them; 0.05 is the cautious
-#: end (it joins more of a wide real table's related columns, so it splits less).
+#: Two blocks this dependent within the segments (normalised mutual information of their bands, less its
+#: small-sample bias, averaged over segments by size) are weighed as one when a split is considered. On the 14
+#: planted retail and order files 0.05 and 0.1 split none of the four groups (ARI 0.99) and 0.2 split some
+#: (0.89, 10 of 14 >= 0.8); 0.05 is the cautious end: it links more of a wide real table's related columns.
 LOCAL_DEPENDENCE = 0.05
 #: A split's smaller half holds at least this share of the fitted rows (and ``MIN_SPLIT_ROWS``).
 MIN_SPLIT_SHARE = 0.02
