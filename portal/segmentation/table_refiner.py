@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -96,40 +97,63 @@ class SegmentRefiner(BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         state.pop("_indexes", None)
+        state.pop("_stacked_shares", None)
         return state
 
     # -- the latent-class model ----------------------------------------------------------------
-    def _maximise(self, codes: list[np.ndarray], responsibility: np.ndarray) -> None:
+    @staticmethod
+    def _design(codes: list[np.ndarray], widths: np.ndarray) -> sparse.csr_matrix:
+        """Rows by every block's values, one-hot (block ``b`` in ``widths[b]`` columns, its last one 'not
+        seen'): sums over blocks become one sparse product per EM step."""
+        offsets = np.concatenate([[0], np.cumsum(widths)[:-1]])
+        columns = np.column_stack([offset + np.minimum(code, width - 1)
+                                   for code, offset, width in zip(codes, offsets, widths, strict=True)])
+        rows, blocks = columns.shape
+        return sparse.csr_matrix((np.ones(rows * blocks), columns.ravel(), np.arange(0, rows * blocks + 1, blocks)),
+                                 shape=(rows, int(widths.sum())))
+
+    def _stacked(self) -> np.ndarray:
+        """Every block's log shares in one array, rows in ``_design`` order (built once per loaded model)."""
+        cached = self.__dict__.get("_stacked_shares")
+        if cached is None or cached[0] is not self.log_shares_:
+            cached = (self.log_shares_, np.vstack(self.log_shares_))
+            self._stacked_shares = cached
+        return cached[1]
+
+    def _maximise(self, by_value: sparse.csr_matrix, widths: np.ndarray, responsibility: np.ndarray) -> None:
+        """Each segment's prior and share of every value, smoothed toward the whole table's (``by_value``: the
+        design transposed)."""
         sizes = responsibility.sum(axis=0)
         self.log_prior_ = np.log(np.maximum(sizes, 1e-12) / sizes.sum())
-        self.log_shares_ = []
-        for code in codes:
-            values = int(code.max()) + 1
-            counts = np.column_stack([np.bincount(code, weights=responsibility[:, k], minlength=values)
-                                      for k in range(responsibility.shape[1])])
-            overall = np.bincount(code, minlength=values) / len(code)
-            shares = (counts + self.smoothing * values * overall[:, None]) / (sizes + self.smoothing * values)
-            # one more row, all zeros, for a value no fitted row had: no evidence for any segment
-            self.log_shares_.append(np.vstack([np.log(np.maximum(shares, 1e-300)), np.zeros(len(sizes))]))
+        counts = np.asarray(by_value @ responsibility)
+        overall = counts.sum(axis=1) / sizes.sum()
+        values = np.repeat(widths - 1, widths).astype(float)[:, None]  # each row's block's number of values
+        shares = (counts + self.smoothing * values * overall[:, None]) / (sizes + self.smoothing * values)
+        stacked = np.log(np.maximum(shares, 1e-300))
+        last = np.cumsum(widths) - 1
+        stacked[last] = 0.0  # a value no fitted row had: no evidence for any segment
+        self.log_shares_ = np.split(stacked, last[:-1] + 1)
+        self._stacked_shares = (self.log_shares_, stacked)
 
-    def _log_joint(self, codes: list[np.ndarray], upstream: np.ndarray | None) -> np.ndarray:
+    def _log_joint(self, design: sparse.csr_matrix, upstream: np.ndarray | None) -> np.ndarray:
         """Log prior plus each block's log share (plus the upstream odds: a position per row, or a 0/1 mask of
         the segments a row's upstream answer allows) for every row and segment."""
-        scores = np.broadcast_to(self.log_prior_, (len(codes[0]), len(self.classes_))).copy()
+        scores = np.asarray(design @ self._stacked()) + self.log_prior_
         if upstream is not None and upstream.ndim == 1:
             scores[np.arange(len(upstream)), upstream] += np.log(self.upstream_odds)
         elif upstream is not None:
             scores += upstream * np.log(self.upstream_odds)
-        for code, log_shares in zip(codes, self.log_shares_, strict=True):
-            scores += log_shares[np.minimum(code, len(log_shares) - 1)]
         return scores
 
-    def _log_posterior(self, codes: list[np.ndarray], upstream: np.ndarray) -> np.ndarray:
-        scores = self._log_joint(codes, upstream)
+    def _log_posterior(self, design: sparse.csr_matrix, upstream: np.ndarray) -> np.ndarray:
+        scores = self._log_joint(design, upstream)
         scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
         scores /= scores.sum(axis=1, keepdims=True)
         return scores
+
+    def _served_design(self, X: np.ndarray) -> sparse.csr_matrix:
+        return self._design(self._codes(np.asarray(X)), np.array([len(ls) for ls in self.log_shares_]))
 
     def _positions(self, labels: np.ndarray) -> np.ndarray:
         order = np.argsort(self.classes_)
@@ -140,10 +164,19 @@ class SegmentRefiner(BaseEstimator):
 
         ``families`` (segment -> the clusterer's segment it was split from, ``table_splitter``): the odds go to
         every segment of a row's family, and among them the columns alone decide."""
+        return self.fit_codes(self._fit_codes(np.asarray(X)), y, families)
+
+    def fit_codes(self, codes: list[np.ndarray], y: np.ndarray,
+                  families: dict[int, int] | None = None) -> SegmentRefiner:
+        """``fit`` on rows already read as value codes (``block_codes`` of another fit, here or on more rows):
+        the splitter's many trial fits. Sets ``fitted_bic_``, the BIC on those rows; such a fit keeps no bands,
+        so it places no new rows."""
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         self.families_ = dict(families or {})
-        codes = self._fit_codes(np.asarray(X))
+        widths = np.array([int(code.max()) + 2 for code in codes])
+        design = self._design(codes, widths)
+        by_value = design.T.tocsr()
         start = self._positions(y)
         upstream = self._upstream(y)
         assigned = start
@@ -151,13 +184,16 @@ class SegmentRefiner(BaseEstimator):
         self.n_iter_ = 0
         while self.n_iter_ < self.max_iterations:
             self.n_iter_ += 1
-            self._maximise(codes, responsibility)
-            responsibility = self._log_posterior(codes, upstream)
+            self._maximise(by_value, widths, responsibility)
+            responsibility = self._log_posterior(design, upstream)
             previous, assigned = assigned, responsibility.argmax(axis=1)
             if np.array_equal(previous, assigned):
                 break
         self.labels_ = self.classes_[assigned]
         self.moved_share_ = float(np.mean(self.labels_ != y))
+        seen = np.asarray(by_value.sum(axis=1)).ravel() > 0
+        self.free_shares_ = int(sum(block.sum() - 1 for block in np.split(seen, np.cumsum(widths)[:-1])))
+        self.fitted_bic_ = self._bic(design)
         return self
 
     def _upstream(self, labels: np.ndarray) -> np.ndarray:
@@ -174,7 +210,7 @@ class SegmentRefiner(BaseEstimator):
         """Each row's segment given the segment the clusterer or fast path gave it, and that segment's
         posterior probability."""
         check_is_fitted(self, "log_shares_")
-        posterior = self._log_posterior(self._codes(np.asarray(X)), self._upstream(np.asarray(upstream)))
+        posterior = self._log_posterior(self._served_design(X), self._upstream(np.asarray(upstream)))
         best = posterior.argmax(axis=1)
         return self.classes_[best], posterior[np.arange(len(best)), best]
 
@@ -182,12 +218,16 @@ class SegmentRefiner(BaseEstimator):
         """Bayesian information criterion of the fitted latent-class model on ``X`` (upstream answers aside):
         lower explains the rows better for its number of free value shares."""
         check_is_fitted(self, "log_shares_")
-        scores = self._log_joint(self._codes(np.asarray(X)), None)
+        return self._bic(self._served_design(X))
+
+    def _bic(self, design: sparse.csr_matrix) -> float:
+        scores = self._log_joint(design, None)
         peak = scores.max(axis=1)
         log_likelihood = float(np.sum(peak + np.log(np.exp(scores - peak[:, None]).sum(axis=1))))
         k = len(self.classes_)
-        free = k - 1 + k * sum(len(log_shares) - 2 for log_shares in self.log_shares_)
-        return -2 * log_likelihood + free * float(np.log(len(scores)))
+        # one free share per value each block showed in the fitted rows, less one, per segment
+        free = k - 1 + k * self.__dict__.get("free_shares_", sum(len(ls) - 2 for ls in self.log_shares_))
+        return -2 * log_likelihood + free * float(np.log(design.shape[0]))
 
     def relabel(self, mapping: dict[int, int]) -> None:
         """Answer ``mapping[id]`` for every segment id (the stable ids of ``segment_ids``)."""

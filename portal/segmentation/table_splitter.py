@@ -21,6 +21,7 @@ segment is split for groups, not for correlations. Measured in ``bench/schemas.p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -78,14 +79,21 @@ class SegmentSplitter(BaseEstimator):
             self.parents_[child] = self.parents_.get(parent, parent)
             # the split was chosen on the weighed blocks; every block then places the rows (as the refining
             # stage will), so the next round starts from segments as they will be served
-            labels = SegmentRefiner(self.blocks, upstream_odds=self.upstream_odds).fit(
-                X, labels, self.parents_).labels_
+            labels = self._latent_classes(range(len(codes)), codes, labels, self.upstream_odds,
+                                          self.parents_).labels_
             self.splits_.append({"segment": parent, "new_segment": child, "bic_gain": round(gain, 1),
                                  "blocks_weighed": weighed})
         self.representatives_ = representative_blocks(within_segment_dependence(codes, labels),
                                                       self.local_dependence)
         self.labels_ = labels
         return self
+
+    def _latent_classes(self, blocks: Iterable[int], codes: list[np.ndarray], labels: np.ndarray,
+                        odds: float = 1.0, families: dict[int, int] | None = None) -> SegmentRefiner:
+        """The latent-class model over some blocks' codes, by EM from ``labels`` (odds 1: the columns alone)."""
+        picked = list(blocks)
+        return SegmentRefiner([self.blocks[b] for b in picked], upstream_odds=odds).fit_codes(
+            [codes[b] for b in picked], labels, families)
 
     def _best_split(self, codes: list[np.ndarray], X: np.ndarray, labels: np.ndarray,
                     smallest: int) -> tuple[float, np.ndarray, int, int, int] | None:
@@ -104,42 +112,40 @@ class SegmentSplitter(BaseEstimator):
             if size < 2 * smallest:
                 continue
             before = per_segment[int(segment)]
-            own = representative_blocks(before, self.local_dependence)
-            for halves in self._halves(X[rows], [self.blocks[b] for b in own]):
-                inside = halves_dependence([code[rows] for code in codes], halves)
-                if not self._two_inside(X[rows], halves, representative_blocks(inside, self.local_dependence)):
+            inner = [code[rows] for code in codes]
+            for halves in self._halves(X[rows], inner, representative_blocks(before, self.local_dependence)):
+                inside = halves_dependence(inner, halves)
+                if not self._two_inside(inner, halves, representative_blocks(inside, self.local_dependence)):
                     continue
                 trial = labels.copy()
                 trial[rows[halves == 1]] = child
-                linked = overall + (inside - before) * (size / len(labels))
-                chosen = tuple(representative_blocks(linked, self.local_dependence))
-                weighed = [self.blocks[b] for b in chosen]
-                refit = SegmentRefiner(weighed, upstream_odds=1.0).fit(X, trial)
+                chosen = tuple(representative_blocks(overall + (inside - before) * (size / len(labels)),
+                                                     self.local_dependence))
+                refit = self._latent_classes(chosen, codes, trial)
                 counts = np.unique(refit.labels_, return_counts=True)[1]
                 if len(counts) <= len(segments) or counts.min() < smallest:
                     continue  # a segment emptied, or a half too small to be one
                 if chosen not in unsplit:
-                    unsplit[chosen] = _bic(weighed, X, labels)
-                gain = unsplit[chosen] - refit.bic(X)
+                    unsplit[chosen] = self._latent_classes(chosen, codes, labels).fitted_bic_
+                gain = unsplit[chosen] - refit.fitted_bic_
                 if gain > 0 and (best is None or gain > best[0]):
-                    best = (gain, refit.labels_, int(segment), child, len(weighed))
+                    best = (gain, refit.labels_, int(segment), child, len(chosen))
         return best
 
-    def _two_inside(self, rows: np.ndarray, halves: np.ndarray, representatives: list[int]) -> bool:
+    def _two_inside(self, inner: list[np.ndarray], halves: np.ndarray, representatives: list[int]) -> bool:
         """Whether two classes explain one segment's rows better than one (BIC on those rows alone): a cheap
         first test before the split is weighed on the whole table."""
-        weighed = [self.blocks[b] for b in representatives]
-        one = SegmentRefiner(weighed, upstream_odds=1.0).fit(rows, np.zeros(len(rows), int)).bic(rows)
-        return bool(SegmentRefiner(weighed, upstream_odds=1.0).fit(rows, halves).bic(rows) < one)
+        one = self._latent_classes(representatives, inner, np.zeros(len(halves), int)).fitted_bic_
+        return bool(self._latent_classes(representatives, inner, halves).fitted_bic_ < one)
 
-    def _halves(self, rows: np.ndarray, weighed: list[list[int]]) -> list[np.ndarray]:
+    def _halves(self, rows: np.ndarray, inner: list[np.ndarray], representatives: list[int]) -> list[np.ndarray]:
         """Ways to halve one segment's rows: k-means halves, and a two-class latent-class model from each of a
         few random halves (k-means alone missed groups that differ a little in many columns and not in the
         feature space's widest blocks)."""
         rng = np.random.default_rng(self.random_state)
         candidates = [KMeans(2, n_init=1, random_state=self.random_state).fit_predict(rows)]
         for _ in range(RANDOM_STARTS):
-            halves = SegmentRefiner(weighed, upstream_odds=1.0).fit(rows, rng.integers(0, 2, len(rows))).labels_
+            halves = self._latent_classes(representatives, inner, rng.integers(0, 2, len(rows))).labels_
             if len(np.unique(halves)) == 2:
                 candidates.append(halves)
         return candidates
@@ -152,23 +158,27 @@ class SegmentSplitter(BaseEstimator):
                 "blocks_weighed": len(self.representatives_), "blocks": len(self.blocks), "splits": self.splits_}
 
 
-def _bic(blocks: list[list[int]], X: np.ndarray, labels: np.ndarray) -> float:
-    return SegmentRefiner(blocks, upstream_odds=1.0).fit(X, labels).bic(X)
-
-
 def normalised_mutual_information(a: np.ndarray, b: np.ndarray) -> float:
     """Mutual information of two code vectors (small non-negative integers), less its small-sample bias
     (Miller-Madow: (ka - 1)(kb - 1) / 2n for ka and kb values seen), over the mean of their entropies; 0 when
     either is constant. Without the correction a block of 30 categories looked linked to every other block in
     segments of a few hundred rows."""
-    def shares(counts: np.ndarray) -> np.ndarray:
-        return counts[counts > 0] / len(a)
+    return _corrected_nmi(a, b, _entropy(a), _entropy(b))
 
-    joint, pa, pb = shares(np.bincount(a * (int(b.max()) + 1) + b)), shares(np.bincount(a)), shares(np.bincount(b))
-    ha, hb = -np.sum(pa * np.log(pa)), -np.sum(pb * np.log(pb))
+
+def _entropy(code: np.ndarray) -> tuple[float, int]:
+    """Entropy (nats) of a code vector and how many values it shows."""
+    counts = np.bincount(code)
+    shares = counts[counts > 0] / len(code)
+    return float(-np.sum(shares * np.log(shares))), len(shares)
+
+
+def _corrected_nmi(a: np.ndarray, b: np.ndarray, of_a: tuple[float, int], of_b: tuple[float, int]) -> float:
+    (ha, ka), (hb, kb) = of_a, of_b
     if ha <= 0 or hb <= 0:
         return 0.0
-    mutual = ha + hb + np.sum(joint * np.log(joint)) - (len(pa) - 1) * (len(pb) - 1) / (2 * len(a))
+    joint, _ = _entropy(a * (int(b.max()) + 1) + b)
+    mutual = ha + hb - joint - (ka - 1) * (kb - 1) / (2 * len(a))
     return float(max(mutual, 0.0) / ((ha + hb) / 2))
 
 
@@ -176,10 +186,11 @@ def segment_dependence(codes: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
     """Each pair of blocks' normalised mutual information among ``rows`` (a mask)."""
     n = len(codes)
     picked = [code[rows] for code in codes]
+    entropies = [_entropy(code) for code in picked]
     dependence = np.zeros((n, n))
     for i in range(n):
         for j in range(i + 1, n):
-            dependence[i, j] = normalised_mutual_information(picked[i], picked[j])
+            dependence[i, j] = _corrected_nmi(picked[i], picked[j], entropies[i], entropies[j])
     return dependence + dependence.T
 
 
