@@ -278,6 +278,21 @@ def test_same_data_and_settings_give_identical_labels_and_the_gate_refuses(retai
     assert np.array_equal(unchecked.labels_, first.labels_) and np.isnan(unchecked.fast_path_agreement_)
 
 
+def test_the_stability_refit_reuses_the_feature_stage_only_when_every_row_is_fitted(retail_file):
+    frame = pd.read_csv(retail_file).head(400)
+    schema = infer_schema(frame)
+    first = TableSegmentationModel(schema).fit(frame, measure_agreement=False)
+    other_seed = TableParams(random_state=43)
+    fresh = TableSegmentationModel(schema, other_seed).fit(frame, measure_agreement=False)
+    reused = TableSegmentationModel(schema, other_seed).fit(frame, measure_agreement=False,
+                                                            features=first.features_)
+    assert reused.features_ is first.features_ and fresh.features_ is not first.features_
+    assert np.array_equal(reused.labels_, fresh.labels_)  # the stage does not depend on the seed
+    sampled = TableSegmentationModel(schema, TableParams(random_state=43, max_fit_rows=300)).fit(
+        frame, measure_agreement=False, features=first.features_)
+    assert sampled.features_ is not first.features_  # other rows fitted: the stage is fitted again
+
+
 def test_too_few_rows_says_how_many(retail_file):
     frame = pd.read_csv(retail_file).head(40)
     with pytest.raises(TrainingError, match="40 usable customers"):

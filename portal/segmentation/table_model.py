@@ -165,12 +165,14 @@ class TableSegmentationModel:
         return model
 
     # -- fitting -------------------------------------------------------------------------------
-    def fit(self, frame: pd.DataFrame, progress: Progress | None = None,
-            measure_agreement: bool = True) -> TableSegmentationModel:
+    def fit(self, frame: pd.DataFrame, progress: Progress | None = None, measure_agreement: bool = True,
+            features: TableFeatures | None = None) -> TableSegmentationModel:
         """Fit every stage on the customer table; sets ``labels_`` (every row, noise reassigned).
 
         ``measure_agreement=False`` skips the fast-path agreement check and its gate (a fit that only serves
-        to compare labels, as the stability refit does); nothing else changes."""
+        to compare labels, as the stability refit does); nothing else changes. ``features``: another fit's
+        feature stage, reused when every row is fitted (the stage does not depend on the random seed, so the
+        stability refit of a table up to ``max_fit_rows`` need not measure the columns' dependence again)."""
         cache_umap_kernels()
         say = progress or (lambda message: log.info("%s", message))
         p = self.params
@@ -183,10 +185,14 @@ class TableSegmentationModel:
         if len(frame) > p.max_fit_rows:
             fit_rows = np.sort(rng.choice(len(frame), size=p.max_fit_rows, replace=False))
         say(f"encoding {len(self.schema.features)} feature columns")
-        self.features_ = TableFeatures(
-            self.schema, p.block_budget, p.category_distance, dependence_floor=p.dependence_floor,
-            dependence_reference=p.dependence_reference, dependence_power=p.dependence_power, profile=p.profile,
-            profile_budget=p.profile_budget, profile_from=p.profile_from_categories).fit(frame.iloc[fit_rows])
+        if features is not None and len(fit_rows) == len(frame):
+            self.features_ = features
+        else:
+            self.features_ = TableFeatures(
+                self.schema, p.block_budget, p.category_distance, dependence_floor=p.dependence_floor,
+                dependence_reference=p.dependence_reference, dependence_power=p.dependence_power,
+                profile=p.profile, profile_budget=p.profile_budget,
+                profile_from=p.profile_from_categories).fit(frame.iloc[fit_rows])
         X = self.features_.transform(frame)
         self.refiner_ = None
 

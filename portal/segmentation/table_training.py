@@ -108,7 +108,8 @@ def stability(model: TableSegmentationModel, data: TableData) -> float:
     if "random_state" in reducer.get_params():
         reducer.set_params(random_state=seed)
     other = TableSegmentationModel(data.schema, replace(model.params, random_state=seed), reducer=reducer,
-                                   clusterer=model.clusterer).fit(data.frame, lambda m: None, measure_agreement=False)
+                                   clusterer=model.clusterer).fit(data.frame, lambda m: None, measure_agreement=False,
+                                                                  features=model.features_)
     return round(float(adjusted_rand_score(model.labels_, other.labels_)), 4)
 
 
