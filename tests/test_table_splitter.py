@@ -173,3 +173,13 @@ def test_a_release_saved_before_splits_existed_loads_without_them(split_model, t
     loaded = TableSegmentationModel.load(tmp_path)
     assert loaded.families_ == {} and loaded.clusterer_ids_ == loaded.cluster_ids_
     assert len(loaded.place(frame).cluster_id) == len(frame)
+
+
+@pytest.mark.filterwarnings("error")  # and quietly: no warning reaches the training log
+def test_segments_with_nothing_to_split_are_left_whole():
+    identical = np.zeros((300, 2), dtype=np.float32)
+    assert SegmentSplitter([[0], [1]]).fit(identical, np.zeros(300, int)).parents_ == {}
+    # one feature block: no pair to link, and one unimodal column holds no second group
+    one_column = np.random.default_rng(8).normal(size=(500, 1)).astype(np.float32)
+    splitter = SegmentSplitter([[0]]).fit(one_column, np.zeros(500, int))
+    assert splitter.parents_ == {} and splitter.representatives_ == [0]

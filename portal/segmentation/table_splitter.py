@@ -21,12 +21,14 @@ segment is split for groups, not for correlations. Measured in ``bench/schemas.p
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from portal.segmentation.table_refiner import UPSTREAM_ODDS, SegmentRefiner
@@ -143,7 +145,10 @@ class SegmentSplitter(BaseEstimator):
         few random halves (k-means alone missed groups that differ a little in many columns and not in the
         feature space's widest blocks)."""
         rng = np.random.default_rng(self.random_state)
-        candidates = [KMeans(2, n_init=1, random_state=self.random_state).fit_predict(rows)]
+        with warnings.catch_warnings():
+            # rows all alike give one cluster: a candidate without a second half, which is then skipped
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            candidates = [KMeans(2, n_init=1, random_state=self.random_state).fit_predict(rows)]
         for _ in range(RANDOM_STARTS):
             halves = self._latent_classes(representatives, inner, rng.integers(0, 2, len(rows))).labels_
             if len(np.unique(halves)) == 2:
