@@ -80,9 +80,12 @@ class SegmentSplitter(BaseEstimator):
             gain, labels, parent, child, weighed = best
             self.parents_[child] = self.parents_.get(parent, parent)
             # the split was chosen on the weighed blocks; every block then places the rows (as the refining
-            # stage will), so the next round starts from segments as they will be served
-            labels = self._latent_classes(range(len(codes)), codes, labels, self.upstream_odds,
+            # stage will), so the next round starts from segments as they will be served (unless that would
+            # empty a segment: then the split's own placement stays)
+            placed = self._latent_classes(range(len(codes)), codes, labels, self.upstream_odds,
                                           self.parents_).labels_
+            if np.array_equal(np.unique(placed), np.unique(labels)):
+                labels = placed
             self.splits_.append({"segment": parent, "new_segment": child, "bic_gain": round(gain, 1),
                                  "blocks_weighed": weighed})
         self.representatives_ = representative_blocks(within_segment_dependence(codes, labels),
