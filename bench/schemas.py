@@ -304,12 +304,12 @@ def refinement(scratch: Path) -> Table:
             keep = truth[model.fit_rows_] >= 0 if truth.dtype.kind in "if" else np.ones(len(upstream), bool)
             blocks = model.features_.block_columns()
             for label, odds, dependence in REFINEMENTS:
-                labels, families = upstream, {}
+                labels, split_from = upstream, {}
                 if dependence is not None:
                     splitter = SegmentSplitter(blocks, local_dependence=dependence).fit(X, upstream)
-                    labels, families = splitter.labels_, splitter.parents_
+                    labels, split_from = splitter.labels_, splitter.parents_
                 if odds is not None and len(np.unique(labels)) > 1:
-                    labels = SegmentRefiner(blocks, upstream_odds=odds).fit(X, labels, families).labels_
+                    labels = SegmentRefiner(blocks, upstream_odds=odds).fit(X, labels, split_from).labels_
                 counts[label].append(len(np.unique(labels)))
                 scores[label][family].append(float(adjusted_rand_score(truth[model.fit_rows_][keep],
                                                                        labels[keep])))

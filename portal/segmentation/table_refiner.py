@@ -191,8 +191,8 @@ class SegmentRefiner(BaseEstimator):
                 break
         self.labels_ = self.classes_[assigned]
         self.moved_share_ = float(np.mean(self.labels_ != y))
-        seen = np.asarray(by_value.sum(axis=1)).ravel() > 0
-        self.free_shares_ = int(sum(block.sum() - 1 for block in np.split(seen, np.cumsum(widths)[:-1])))
+        seen = np.asarray(by_value.sum(axis=1)).ravel() > 0  # values shown by the fitted rows, per block
+        self.free_shares_ = int(seen.sum()) - len(widths)
         self.fitted_bic_ = self._bic(design)
         return self
 
@@ -203,7 +203,7 @@ class SegmentRefiner(BaseEstimator):
         if not families:
             return self._positions(labels)
         family = np.array([families.get(int(c), int(c)) for c in self.classes_])
-        given = np.array([families.get(int(c), int(c)) for c in labels])
+        given = family[self._positions(labels)]  # every answer is a segment (a clusterer's is one too)
         return (family[None, :] == given[:, None]).astype(float)
 
     def predict(self, X: np.ndarray, upstream: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,19 +214,15 @@ class SegmentRefiner(BaseEstimator):
         best = posterior.argmax(axis=1)
         return self.classes_[best], posterior[np.arange(len(best)), best]
 
-    def bic(self, X: np.ndarray) -> float:
-        """Bayesian information criterion of the fitted latent-class model on ``X`` (upstream answers aside):
-        lower explains the rows better for its number of free value shares."""
-        check_is_fitted(self, "log_shares_")
-        return self._bic(self._served_design(X))
-
     def _bic(self, design: sparse.csr_matrix) -> float:
+        """Bayesian information criterion of the fitted model on the design's rows (upstream answers aside):
+        lower explains the rows better for its number of free value shares."""
         scores = self._log_joint(design, None)
         peak = scores.max(axis=1)
         log_likelihood = float(np.sum(peak + np.log(np.exp(scores - peak[:, None]).sum(axis=1))))
         k = len(self.classes_)
         # one free share per value each block showed in the fitted rows, less one, per segment
-        free = k - 1 + k * self.__dict__.get("free_shares_", sum(len(ls) - 2 for ls in self.log_shares_))
+        free = k - 1 + k * self.free_shares_
         return -2 * log_likelihood + free * float(np.log(design.shape[0]))
 
     def relabel(self, mapping: dict[int, int]) -> None:

@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
@@ -119,7 +121,7 @@ class SegmentSplitter(BaseEstimator):
             before = per_segment[int(segment)]
             inner = [code[rows] for code in codes]
             for halves in self._halves(X[rows], inner, representative_blocks(before, self.local_dependence)):
-                inside = halves_dependence(inner, halves)
+                inside = within_segment_dependence(inner, halves)
                 if not self._two_inside(inner, halves, representative_blocks(inside, self.local_dependence)):
                     continue
                 trial = labels.copy()
@@ -202,12 +204,6 @@ def segment_dependence(codes: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
     return dependence + dependence.T
 
 
-def halves_dependence(codes: list[np.ndarray], halves: np.ndarray) -> np.ndarray:
-    """``segment_dependence`` inside each of two halves (0/1 labels of the same rows), weighted by size."""
-    return sum((segment_dependence(codes, halves == half) * np.mean(halves == half) for half in (0, 1)),
-               np.zeros((len(codes), len(codes))))
-
-
 def within_segment_dependence(codes: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
     """Each pair of blocks' normalised mutual information inside the segments, weighted by segment size."""
     return sum((segment_dependence(codes, labels == segment) * np.mean(labels == segment)
@@ -217,22 +213,10 @@ def within_segment_dependence(codes: list[np.ndarray], labels: np.ndarray) -> np
 def representative_blocks(dependence: np.ndarray, threshold: float) -> list[int]:
     """One block per group of blocks linked by dependence >= ``threshold`` (the one most dependent on the rest
     of its group), in block order."""
-    n = len(dependence)
-    group = list(range(n))
-
-    def root(i: int) -> int:
-        while group[i] != i:
-            group[i] = group[group[i]]
-            i = group[i]
-        return i
-
-    for i, j in zip(*np.nonzero(np.triu(dependence >= threshold, k=1)), strict=True):
-        group[root(int(i))] = root(int(j))
-    members: dict[int, list[int]] = {}
-    for i in range(n):
-        members.setdefault(root(i), []).append(i)
-    return sorted(max(blocks, key=lambda b: (dependence[b, blocks].sum(), -b)) for blocks in members.values())
+    _, group = connected_components(sparse.csr_matrix(dependence >= threshold), directed=False)
+    members = [np.flatnonzero(group == g) for g in np.unique(group)]
+    return sorted(int(max(blocks, key=lambda b: (dependence[b, blocks].sum(), -b))) for blocks in members)
 
 
-__all__ = ["LOCAL_DEPENDENCE", "SegmentSplitter", "halves_dependence", "normalised_mutual_information",
-           "representative_blocks", "segment_dependence", "within_segment_dependence"]
+__all__ = ["LOCAL_DEPENDENCE", "SegmentSplitter", "normalised_mutual_information", "representative_blocks",
+           "segment_dependence", "within_segment_dependence"]
