@@ -227,16 +227,21 @@ def neighbourhoods(scratch: Path) -> Table:
     return table
 
 
-#: Alternatives after the clusterer: (label, the refining stage's odds for the clusterer's segment (None: no
-#: stage), splits before it (None: none; the dependence at which blocks are weighed as one; inf: every block
-#: weighed, plain naive-Bayes BIC)). Each is what training does from the same clusterer segments, gate aside.
-REFINEMENTS: tuple[tuple[str, float | None, float | None], ...] = (
-    ("no refining stage (the clusterer's segments)", None, None), ("odds 1.5, no splits", 1.5, None),
-    ("odds 2, no splits", UPSTREAM_ODDS, None), ("odds 4, no splits", 4.0, None),
-    ("odds 2, splits by BIC, every block weighed", UPSTREAM_ODDS, float("inf")),
-    (f"default: odds 2, splits, blocks dependent >= {LOCAL_DEPENDENCE} as one", UPSTREAM_ODDS, LOCAL_DEPENDENCE),
-    ("odds 2, splits, blocks dependent >= 0.1 as one", UPSTREAM_ODDS, 0.1),
-    ("odds 2, splits, blocks dependent >= 0.2 as one", UPSTREAM_ODDS, 0.2))
+#: Alternatives after the clusterer: (label, value-cell merges first (``table_merger``), the refining stage's
+#: odds for the clusterer's segment (None: no stage), splits before it (None: none; the dependence at which
+#: blocks are weighed as one; inf: every block weighed, plain naive-Bayes BIC)). Each is what training does from
+#: the same clusterer segments, gate aside.
+REFINEMENTS: tuple[tuple[str, bool, float | None, float | None], ...] = (
+    ("the clusterer's segments alone", False, None, None), ("value-cell merges alone", True, None, None),
+    ("merges, odds 1.5, no splits", True, 1.5, None), ("merges, odds 2, no splits", True, UPSTREAM_ODDS, None),
+    ("merges, odds 4, no splits", True, 4.0, None),
+    ("merges, odds 2, splits by BIC, every block weighed", True, UPSTREAM_ODDS, float("inf")),
+    (f"default: merges, odds 2, splits, blocks dependent >= {LOCAL_DEPENDENCE} as one", True, UPSTREAM_ODDS,
+     LOCAL_DEPENDENCE),
+    (f"no merges, odds 2, splits, blocks dependent >= {LOCAL_DEPENDENCE} as one", False, UPSTREAM_ODDS,
+     LOCAL_DEPENDENCE),
+    ("merges, odds 2, splits, blocks dependent >= 0.1 as one", True, UPSTREAM_ODDS, 0.1),
+    ("merges, odds 2, splits, blocks dependent >= 0.2 as one", True, UPSTREAM_ODDS, 0.2))
 
 
 LOYALTY_DRAWS = (("bundled", 42), ("bundled", 7), ("bundled", 123), ("bundled", 5), ("three-unbalanced", 42),
@@ -284,6 +289,7 @@ def refinement(scratch: Path) -> Table:
     per file; the stage is refitted from the same segments for each alternative, as training fits it)."""
     import numpy as np
 
+    from portal.segmentation.table_merger import ValueCellMerger
     from portal.segmentation.table_model import TableParams, TableSegmentationModel
     from portal.segmentation.table_refiner import SegmentRefiner
     from portal.segmentation.table_splitter import SegmentSplitter
@@ -297,16 +303,17 @@ def refinement(scratch: Path) -> Table:
     counts: dict[str, list[int]] = {label: [] for label, *_ in REFINEMENTS}
     for family, files in families.items():
         for data, truth in files:
-            model = TableSegmentationModel(data.schema, TableParams(min_fast_path_agreement=0, upstream_odds=None,
-                                                                     local_dependence=None))
+            model = TableSegmentationModel(data.schema, TableParams(
+                min_fast_path_agreement=0, upstream_odds=None, local_dependence=None, merge_value_cells=False))
             model.fit(data.frame, progress=lambda m: None, measure_agreement=False)
             X, upstream = model.features_.transform(data.frame)[model.fit_rows_], model.vote_labels_
             keep = truth[model.fit_rows_] >= 0 if truth.dtype.kind in "if" else np.ones(len(upstream), bool)
             blocks = model.features_.block_columns()
-            for label, odds, dependence in REFINEMENTS:
-                labels, split_from = upstream, {}
+            merged = ValueCellMerger(blocks).fit(X, upstream).labels_
+            for label, merges, odds, dependence in REFINEMENTS:
+                labels, split_from = merged if merges else upstream, {}
                 if dependence is not None:
-                    splitter = SegmentSplitter(blocks, local_dependence=dependence).fit(X, upstream)
+                    splitter = SegmentSplitter(blocks, local_dependence=dependence).fit(X, labels)
                     labels, split_from = splitter.labels_, splitter.parents_
                 if odds is not None and len(np.unique(labels)) > 1:
                     labels = SegmentRefiner(blocks, upstream_odds=odds).fit(X, labels, split_from).labels_

@@ -45,6 +45,7 @@ from portal.segmentation.table_features import (
     PROFILE_FROM_CATEGORIES,
     TableFeatures,
 )
+from portal.segmentation.table_merger import ValueCellMerger
 from portal.segmentation.table_refiner import UPSTREAM_ODDS, SegmentRefiner
 from portal.segmentation.table_small_batch import SMALL_BATCH_ROWS, SmallBatchEncoder, small_batch_encoder
 from portal.segmentation.table_splitter import LOCAL_DEPENDENCE, SegmentSplitter
@@ -111,6 +112,8 @@ class TableParams:
     #: splits before it (``table_splitter``): blocks this dependent within segments are weighed as one (None:
     #: no splits; they need the refining stage, which serves them)
     local_dependence: float | None = LOCAL_DEPENDENCE
+    #: segments that differ only in a value one of them holds throughout are merged first (``table_merger``)
+    merge_value_cells: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,7 +223,11 @@ class TableSegmentationModel:
         self.embedding_sample_labels_ = fitted
         self.fit_rows_, self.fitted_labels_ = fit_rows, fitted
         self.clusterer_ids_ = list(self.cluster_ids_)
-        self.families_, self.split_summary_ = {}, None
+        self.families_ = {}
+        self.split_summary_: dict[str, Any] | None = None
+        self.merge_summary_: dict[str, Any] | None = None
+        if p.merge_value_cells and len(self.cluster_ids_) > 1:
+            final = self._merge_value_cells(X[fit_rows], final)
         splits: list[dict[str, Any]] = []
         if p.upstream_odds is not None and p.local_dependence is not None:
             say("splitting segments whose columns show two groups")
@@ -265,6 +272,21 @@ class TableSegmentationModel:
                 f"held-out rows (the gate is {p.min_fast_path_agreement:.0%}): the segments are not separated "
                 "well enough in this table to serve. Leave out noisy columns with --exclude COLUMN, or add rows.")
         return self
+
+    def _merge_value_cells(self, X: np.ndarray, final: np.ndarray) -> np.ndarray:
+        """Merge the clusterer's segments that are only cells of a few-valued column; a merged segment's raw
+        clusterer id then answers the id it went into, on the full path too."""
+        merger = ValueCellMerger(self.features_.block_columns()).fit(X, final)
+        self.merge_summary_ = merger.describe(self.features_.block_names())
+        if not merger.merged_into_:
+            return final
+        into = merger.merged_into_
+        self.relabel_ = {raw: into.get(current, current) for raw, current in self.relabel_.items()}
+        self.clusterer_ids_ = [into.get(c, c) for c in self.clusterer_ids_]
+        self.cluster_ids_ = sorted(set(self.clusterer_ids_))
+        self.fitted_labels_ = relabelled(self.fitted_labels_, into)
+        self.embedding_sample_labels_ = self.fitted_labels_
+        return merger.labels_
 
     def _fit_serving(self, X: np.ndarray, fit_rows: np.ndarray, rest: np.ndarray, final: np.ndarray,
                      noise: np.ndarray) -> None:

@@ -143,6 +143,7 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
                        "reducer_fitted_neighbours": getattr(model.reducer_, "fitted_neighbours_", None),
                        "clusterer": model.clusterer_.get_params(),
                        "clusterer_fitted": getattr(model.clusterer_, "fitted_sizes_", None),
+                       "merger": getattr(model, "merge_summary_", None),
                        "splitter": getattr(model, "split_summary_", None),
                        "refiner": model.refiner_.describe() if model.refiner_ is not None else None},
         "metrics": metrics,
