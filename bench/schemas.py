@@ -240,7 +240,7 @@ REFINEMENTS: tuple[tuple[str, bool, float | None, float | None], ...] = (
      LOCAL_DEPENDENCE),
     (f"no merges, odds 2, splits, blocks dependent >= {LOCAL_DEPENDENCE} as one", False, UPSTREAM_ODDS,
      LOCAL_DEPENDENCE),
-    ("merges, odds 2, splits, blocks dependent >= 0.1 as one", True, UPSTREAM_ODDS, 0.1),
+    ("merges, odds 2, splits, blocks dependent >= 0.05 as one", True, UPSTREAM_ODDS, 0.05),
     ("merges, odds 2, splits, blocks dependent >= 0.2 as one", True, UPSTREAM_ODDS, 0.2))
 
 
