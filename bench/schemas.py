@@ -229,19 +229,23 @@ def neighbourhoods(scratch: Path) -> Table:
 
 #: Alternatives after the clusterer: (label, value-cell merges first (``table_merger``), the refining stage's
 #: odds for the clusterer's segment (None: no stage), splits before it (None: none; the dependence at which
-#: blocks are weighed as one; inf: every block weighed, plain naive-Bayes BIC)). Each is what training does from
-#: the same clusterer segments, gate aside.
-REFINEMENTS: tuple[tuple[str, bool, float | None, float | None], ...] = (
-    ("the clusterer's segments alone", False, None, None), ("value-cell merges alone", True, None, None),
-    ("merges, odds 1.5, no splits", True, 1.5, None), ("merges, odds 2, no splits", True, UPSTREAM_ODDS, None),
-    ("merges, odds 4, no splits", True, 4.0, None),
-    ("merges, odds 2, splits by BIC, every block weighed", True, UPSTREAM_ODDS, float("inf")),
-    (f"default: merges, odds 2, splits, blocks dependent >= {LOCAL_DEPENDENCE} as one", True, UPSTREAM_ODDS,
-     LOCAL_DEPENDENCE),
-    (f"no merges, odds 2, splits, blocks dependent >= {LOCAL_DEPENDENCE} as one", False, UPSTREAM_ODDS,
-     LOCAL_DEPENDENCE),
-    ("merges, odds 2, splits, blocks dependent >= 0.05 as one", True, UPSTREAM_ODDS, 0.05),
-    ("merges, odds 2, splits, blocks dependent >= 0.2 as one", True, UPSTREAM_ODDS, 0.2))
+#: blocks are weighed as one; inf: every block weighed, plain naive-Bayes BIC), mixed segments dissolved after
+#: the splits (``table_dissolver``)). Each is what training does from the same clusterer segments, gate aside.
+REFINEMENTS: tuple[tuple[str, bool, float | None, float | None, bool], ...] = (
+    ("the clusterer's segments alone", False, None, None, False),
+    ("value-cell merges alone", True, None, None, False),
+    ("merges, odds 1.5, no splits", True, 1.5, None, False),
+    ("merges, odds 2, no splits", True, UPSTREAM_ODDS, None, False),
+    ("merges, odds 4, no splits", True, 4.0, None, False),
+    ("merges, odds 2, splits by BIC, every block weighed", True, UPSTREAM_ODDS, float("inf"), False),
+    ("merges, odds 2, splits, blocks dependent >= 0.05 as one", True, UPSTREAM_ODDS, 0.05, False),
+    (f"merges, odds 2, splits, blocks dependent >= {LOCAL_DEPENDENCE} as one", True, UPSTREAM_ODDS,
+     LOCAL_DEPENDENCE, False),
+    ("merges, odds 2, splits, blocks dependent >= 0.2 as one", True, UPSTREAM_ODDS, 0.2, False),
+    (f"no merges, odds 2, splits >= {LOCAL_DEPENDENCE}, mixed segments dissolved", False, UPSTREAM_ODDS,
+     LOCAL_DEPENDENCE, True),
+    (f"default: merges, odds 2, splits >= {LOCAL_DEPENDENCE}, mixed segments dissolved", True, UPSTREAM_ODDS,
+     LOCAL_DEPENDENCE, True))
 
 
 LOYALTY_DRAWS = (("bundled", 42), ("bundled", 7), ("bundled", 123), ("bundled", 5), ("three-unbalanced", 42),
@@ -289,6 +293,7 @@ def refinement(scratch: Path) -> Table:
     per file; the stage is refitted from the same segments for each alternative, as training fits it)."""
     import numpy as np
 
+    from portal.segmentation.table_dissolver import MixedSegmentDissolver
     from portal.segmentation.table_merger import ValueCellMerger
     from portal.segmentation.table_model import TableParams, TableSegmentationModel
     from portal.segmentation.table_refiner import SegmentRefiner
@@ -310,11 +315,15 @@ def refinement(scratch: Path) -> Table:
             keep = truth[model.fit_rows_] >= 0 if truth.dtype.kind in "if" else np.ones(len(upstream), bool)
             blocks = model.features_.block_columns()
             merged = ValueCellMerger(blocks).fit(X, upstream).labels_
-            for label, merges, odds, dependence in REFINEMENTS:
+            for label, merges, odds, dependence, dissolve in REFINEMENTS:
                 labels, split_from = merged if merges else upstream, {}
                 if dependence is not None:
                     splitter = SegmentSplitter(blocks, local_dependence=dependence).fit(X, labels)
-                    labels, split_from = splitter.labels_, splitter.parents_
+                    labels, split_from = splitter.labels_, dict(splitter.parents_)
+                if dissolve and len(np.unique(labels)) > 2:
+                    dissolver = MixedSegmentDissolver(blocks).fit(X, labels, set(split_from.values()))
+                    labels = dissolver.labels_
+                    split_from = {c: p for c, p in split_from.items() if c not in dissolver.dissolved_}
                 if odds is not None and len(np.unique(labels)) > 1:
                     labels = SegmentRefiner(blocks, upstream_odds=odds).fit(X, labels, split_from).labels_
                 counts[label].append(len(np.unique(labels)))

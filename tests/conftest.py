@@ -120,3 +120,21 @@ def no_model_client(tmp_path: Path) -> Iterator[Any]:
     app = create_app(make_settings_overrides(folders))
     yield app.test_client()
     app.extensions["portal"].content.close()
+
+
+@pytest.fixture(scope="session")
+def unbalanced_table_model(tmp_path_factory: pytest.TempPathFactory):
+    """The three-unbalanced loyalty structure (groups of 60/30/10%, 15% of each living in areas no group favours)
+    read as a table of its own columns and fitted once: (model, table, planted group per row). The clusterer cut
+    its largest group into cells of tier and gender and made the 'elsewhere' customers a segment."""
+    import pandas as pd
+
+    from portal.segmentation.sample_data import write_sample
+    from portal.segmentation.table_model import TableParams, TableSegmentationModel
+    from portal.segmentation.table_training import read_training_table
+
+    path = write_sample(tmp_path_factory.mktemp("unbalanced") / "unbalanced.csv", 5000, 42, "three-unbalanced")
+    truth = pd.read_csv(path.with_name(path.stem + ".answers.csv"))["true_group"].to_numpy()
+    data = read_training_table(path, progress=lambda m: None)
+    model = TableSegmentationModel(data.schema, TableParams()).fit(data.frame, progress=lambda m: None)
+    return model, data.frame, truth

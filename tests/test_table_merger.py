@@ -5,14 +5,11 @@ paths answer the merged ids, and releases keep them."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from portal.segmentation.sample_data import write_sample
 from portal.segmentation.table_merger import ValueCellMerger
 from portal.segmentation.table_model import TableParams, TableSegmentationModel
-from portal.segmentation.table_training import read_training_table
 
 #: gender one-hot (2 columns), tier rank (1), tenure (1), city one-hot (6)
 BLOCKS = [[0, 1], [2], [3], list(range(4, 10))]
@@ -67,19 +64,8 @@ def test_merging_stops_at_two_segments():
     assert len(np.unique(ValueCellMerger(BLOCKS, min_segments=1).fit(_rows(**one), cells).labels_)) == 1
 
 
-@pytest.fixture(scope="module")
-def unbalanced_model(tmp_path_factory) -> tuple[TableSegmentationModel, pd.DataFrame, np.ndarray]:
-    """The three-unbalanced loyalty structure (groups of 60/30/10%) read as a table of its own columns: the
-    clusterer cut its largest group into cells of tier and gender."""
-    path = write_sample(tmp_path_factory.mktemp("merge") / "unbalanced.csv", 5000, 42, "three-unbalanced")
-    truth = pd.read_csv(path.with_name(path.stem + ".answers.csv"))["true_group"].to_numpy()
-    data = read_training_table(path, progress=lambda m: None)
-    model = TableSegmentationModel(data.schema, TableParams()).fit(data.frame, progress=lambda m: None)
-    return model, data.frame, truth
-
-
-def test_a_group_cut_into_cells_is_one_segment_again_on_both_paths(unbalanced_model, tmp_path):
-    model, frame, truth = unbalanced_model
+def test_a_group_cut_into_cells_is_one_segment_again_on_both_paths(unbalanced_table_model, tmp_path):
+    model, frame, truth = unbalanced_table_model
     merges = model.merge_summary_["merges"]
     assert merges, "the clusterer's cells were not merged"
     assert all(set(m["differing"]) <= {"Gender", "Loyalty Tier"} for m in merges)
@@ -97,9 +83,11 @@ def test_a_group_cut_into_cells_is_one_segment_again_on_both_paths(unbalanced_mo
     assert np.array_equal(loaded.place_through_reducer(frame).cluster_id, full.cluster_id + 50)
 
 
-def test_merges_can_be_turned_off(unbalanced_model):
-    model, frame, _ = unbalanced_model
-    plain = TableSegmentationModel(model.schema, TableParams(merge_value_cells=False)).fit(
+@pytest.mark.parametrize(("switch", "summary"), [("merge_value_cells", "merge_summary_"),
+                                                ("dissolve_mixed", "dissolve_summary_")])
+def test_merges_and_dissolving_can_be_turned_off(unbalanced_table_model, switch, summary):
+    model, frame, _ = unbalanced_table_model
+    plain = TableSegmentationModel(model.schema, TableParams(**{switch: False})).fit(
         frame, progress=lambda m: None, features=model.features_)
-    assert plain.merge_summary_ is None
+    assert getattr(plain, summary) is None
     assert len(plain.cluster_ids_) > len(model.cluster_ids_)

@@ -36,6 +36,7 @@ from portal.segmentation.model import (
     relabelled,
 )
 from portal.segmentation.stages import Clusterer, ExactNeighbourUMAP, Reducer, ShareScaledHDBSCAN
+from portal.segmentation.table_dissolver import MixedSegmentDissolver
 from portal.segmentation.table_features import (
     BLOCK_BUDGET,
     CATEGORY_DISTANCE,
@@ -114,6 +115,9 @@ class TableParams:
     local_dependence: float | None = LOCAL_DEPENDENCE
     #: segments that differ only in a value one of them holds throughout are merged first (``table_merger``)
     merge_value_cells: bool = True
+    #: after the splits, segments that are a mixture of the others once one block is set aside are dissolved
+    #: (``table_dissolver``; needs the refining stage)
+    dissolve_mixed: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -226,6 +230,7 @@ class TableSegmentationModel:
         self.families_ = {}
         self.split_summary_: dict[str, Any] | None = None
         self.merge_summary_: dict[str, Any] | None = None
+        self.dissolve_summary_: dict[str, Any] | None = None
         if p.merge_value_cells and len(self.cluster_ids_) > 1:
             final = self._merge_value_cells(X[fit_rows], final)
         splits: list[dict[str, Any]] = []
@@ -238,6 +243,12 @@ class TableSegmentationModel:
             self.split_summary_, splits = splitter.describe(), list(splitter.splits_)
             if splits:
                 final, self.families_ = splitter.labels_, dict(splitter.parents_)
+        before_dissolving = None
+        if p.dissolve_mixed and p.upstream_odds is not None and len(np.unique(final)) > 2:
+            before_dissolving = (final, dict(self.relabel_), list(self.clusterer_ids_), dict(self.families_))
+            final = self._dissolve_mixed(X[fit_rows], final)
+            if not self.dissolve_summary_ or not self.dissolve_summary_["dissolved"]:
+                before_dissolving = None
 
         say("fitting the fast path (nearest neighbours in feature space)")
         self.neighbours_ = NearestNeighbors(n_neighbors=min(p.neighbours, len(fit_rows))).fit(X[fit_rows])
@@ -250,7 +261,18 @@ class TableSegmentationModel:
         started = time.perf_counter()
         held_out = rng.bit_generator.state
         self.fast_path_agreement_, self.agreement_method_ = self._measure_agreement(X, fit_rows, rest, rng)
-        while self.fast_path_agreement_ < p.min_fast_path_agreement and splits:
+        while self.fast_path_agreement_ < p.min_fast_path_agreement and (splits or before_dissolving):
+            if before_dissolving is not None:
+                # dissolved segments the two paths cannot serve alike come back first, then splits
+                say(f"fast path agrees on {self.fast_path_agreement_:.1%}: dissolved segments come back")
+                final, self.relabel_, self.clusterer_ids_, self.families_ = before_dissolving
+                before_dissolving = None
+                if self.dissolve_summary_ is not None:
+                    self.dissolve_summary_["undone_for_agreement"] = True
+                self._fit_serving(X, fit_rows, rest, final, noise)
+                rng.bit_generator.state = held_out
+                self.fast_path_agreement_, self.agreement_method_ = self._measure_agreement(X, fit_rows, rest, rng)
+                continue
             # a split the two paths cannot serve alike is not kept: the newest goes first
             undone = splits.pop()
             say(f"fast path agrees on {self.fast_path_agreement_:.1%}: segment {undone['new_segment']} goes back "
@@ -287,6 +309,19 @@ class TableSegmentationModel:
         self.fitted_labels_ = relabelled(self.fitted_labels_, into)
         self.embedding_sample_labels_ = self.fitted_labels_
         return merger.labels_
+
+    def _dissolve_mixed(self, X: np.ndarray, final: np.ndarray) -> np.ndarray:
+        """Dissolve segments that are a mixture of the others but for one block (``table_dissolver``). A split
+        segment's parent is kept; the full path's island of a dissolved clusterer segment answers the segment that
+        took most of its rows, and the refining stage's columns place each row from there."""
+        dissolver = MixedSegmentDissolver(self.features_.block_columns()).fit(X, final, set(self.families_.values()))
+        self.dissolve_summary_ = dissolver.describe(self.features_.block_names())
+        into = dissolver.dissolved_
+        for segment in into:
+            self.families_.pop(segment, None)
+        self.relabel_ = {raw: into.get(current, current) for raw, current in self.relabel_.items()}
+        self.clusterer_ids_ = [into.get(c, c) for c in self.clusterer_ids_]
+        return dissolver.labels_
 
     def _fit_serving(self, X: np.ndarray, fit_rows: np.ndarray, rest: np.ndarray, final: np.ndarray,
                      noise: np.ndarray) -> None:

@@ -145,6 +145,7 @@ def write_table_release(model: TableSegmentationModel, data: TableData, staging:
                        "clusterer_fitted": getattr(model.clusterer_, "fitted_sizes_", None),
                        "merger": getattr(model, "merge_summary_", None),
                        "splitter": getattr(model, "split_summary_", None),
+                       "dissolver": getattr(model, "dissolve_summary_", None),
                        "refiner": model.refiner_.describe() if model.refiner_ is not None else None},
         "metrics": metrics,
         "timings": model.timings_,
