@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -29,6 +28,7 @@ MIXTURE_SHARE = 0.8
 #: Segments never dissolved below this many.
 MIN_SEGMENTS = 2
 MIXTURE_ITERATIONS = 50
+MIXTURE_TOLERANCE = 1e-4
 
 
 class MixedSegmentDissolver(BaseEstimator):
@@ -106,11 +106,16 @@ class MixedSegmentDissolver(BaseEstimator):
 def _mixture(scores: np.ndarray) -> tuple[np.ndarray, float]:
     """Mixing weights of the columns' segments (log-likelihood per row and segment) by EM, and the mixture's
     log-likelihood."""
+    likelihood = np.exp(scores - scores.max(axis=1, keepdims=True))  # per row, up to a factor
     weights = np.full(scores.shape[1], 1 / scores.shape[1])
     for _ in range(MIXTURE_ITERATIONS):
-        joint = scores + np.log(weights)
-        weights = np.exp(joint - logsumexp(joint, axis=1, keepdims=True)).mean(axis=0) + 1e-12
-    return weights, float(logsumexp(scores + np.log(weights), axis=1).sum())
+        joint = likelihood * weights
+        updated = (joint / joint.sum(axis=1, keepdims=True)).mean(axis=0) + 1e-12
+        converged = np.abs(updated - weights).max() < MIXTURE_TOLERANCE
+        weights = updated
+        if converged:
+            break
+    return weights, float(np.sum(np.log((likelihood * weights).sum(axis=1)) + scores.max(axis=1)))
 
 
 __all__ = ["MIXTURE_SHARE", "MixedSegmentDissolver"]

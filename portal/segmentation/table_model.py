@@ -232,7 +232,9 @@ class TableSegmentationModel:
         self.merge_summary_: dict[str, Any] | None = None
         self.dissolve_summary_: dict[str, Any] | None = None
         if p.merge_value_cells and len(self.cluster_ids_) > 1:
+            started = time.perf_counter()
             final = self._merge_value_cells(X[fit_rows], final)
+            self.timings_["merger_fit_s"] = round(time.perf_counter() - started, 2)
         splits: list[dict[str, Any]] = []
         if p.upstream_odds is not None and p.local_dependence is not None:
             say("splitting segments whose columns show two groups")
@@ -246,7 +248,9 @@ class TableSegmentationModel:
         before_dissolving = None
         if p.dissolve_mixed and p.upstream_odds is not None and len(np.unique(final)) > 2:
             before_dissolving = (final, dict(self.relabel_), list(self.clusterer_ids_), dict(self.families_))
+            started = time.perf_counter()
             final = self._dissolve_mixed(X[fit_rows], final)
+            self.timings_["dissolver_fit_s"] = round(time.perf_counter() - started, 2)
             if not self.dissolve_summary_ or not self.dissolve_summary_["dissolved"]:
                 before_dissolving = None
 
