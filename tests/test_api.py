@@ -18,6 +18,7 @@ import pytest
 from portal.serving.upload_store import hash_customer_ids
 from tests.data.make_api_fixtures import API_PII_VALUES, FORMULA_CELLS, FORMULA_HEADER
 from tests.data.make_fixtures import PII_VALUES
+from tests.test_roles import DATASETS, real_file
 
 DATA = Path(__file__).parent / "data"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -745,10 +746,10 @@ def test_request_log_names_the_client_a_trusted_proxy_vouches_for(make_app):
     assert [r.client for r in seen] == ["198.51.100.9"]
 
 
+@real_file
 def test_a_table_of_other_columns_on_the_loyalty_model_says_how_to_train_on_it(client):
     """A marketer's own list (the mall customers) on the bundled model: the 422 names the missing columns
     and the command that segments the file by its own columns."""
-    from tests.test_roles import DATASETS
 
     response = upload(client, data=(DATASETS / "mall_customers.csv").read_bytes(), filename="mall_customers.csv")
     error = response.get_json()["error"]
