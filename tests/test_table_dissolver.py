@@ -5,9 +5,12 @@ of its own, and a segment that differs from one other segment in a single column
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from portal.errors import TrainingError
 from portal.segmentation.table_dissolver import MixedSegmentDissolver
+from portal.segmentation.table_model import TableParams, TableSegmentationModel
 
 #: tier rank (1 column), tenure (1), channel one-hot (3), city one-hot (10)
 BLOCKS = [[0], [1], [2, 3, 4], list(range(5, 15))]
@@ -84,3 +87,13 @@ def test_the_elsewhere_segment_is_dissolved_and_both_paths_serve_without_it(unba
     full = model.place_through_reducer(frame)
     assert not gone & set(np.unique(full.cluster_id))
 
+
+
+def test_a_dissolution_the_fast_path_cannot_serve_is_undone_before_the_gate_refuses(unbalanced_table_model):
+    """A gate no fit can pass: the dissolved segment comes back first (and is recorded so) before the refusal."""
+    model, frame, _ = unbalanced_table_model
+    strict = TableSegmentationModel(model.schema, TableParams(min_fast_path_agreement=1.01))
+    with pytest.raises(TrainingError, match="agrees with the full UMAP path"):
+        strict.fit(frame, progress=lambda m: None, features=model.features_)
+    assert strict.dissolve_summary_["dissolved"] and strict.dissolve_summary_["undone_for_agreement"] is True
+    assert len(strict.cluster_ids_) == len(model.cluster_ids_) + 1
