@@ -154,12 +154,6 @@ class SchemaColumns(TransformerMixin, BaseEstimator):
         return (text.where(text.notna() & (text != ""), MISSING).astype(object),
                 pd.Series(False, index=values.index))
 
-    def block_names(self) -> list[str]:
-        """Each block's name, in ``block_columns`` order."""
-        check_is_fitted(self, "encoder_")
-        return [name for name in self.weights_
-                if self.encoder_.output_indices_[name].stop > self.encoder_.output_indices_[name].start]
-
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return self.feature_names_in_
 
@@ -181,12 +175,6 @@ class SkewTamer(TransformerMixin, BaseEstimator):
         values = np.array(X, dtype=float)
         values[:, self.log_] = np.log1p(np.clip(values[:, self.log_], 0, None))
         return values
-
-    def block_names(self) -> list[str]:
-        """Each block's name, in ``block_columns`` order."""
-        check_is_fitted(self, "encoder_")
-        return [name for name in self.weights_
-                if self.encoder_.output_indices_[name].stop > self.encoder_.output_indices_[name].start]
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(input_features, dtype=object)
@@ -257,12 +245,6 @@ class MemberProfile(TransformerMixin, BaseEstimator):
         overall = np.zeros(len(self.columns_))
         return np.vstack([self.profiles_.get(str(v), overall) for v in X.iloc[:, 0]]) if len(X) else \
             np.zeros((0, len(self.columns_)))
-
-    def block_names(self) -> list[str]:
-        """Each block's name, in ``block_columns`` order."""
-        check_is_fitted(self, "encoder_")
-        return [name for name in self.weights_
-                if self.encoder_.output_indices_[name].stop > self.encoder_.output_indices_[name].start]
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(self.columns_, dtype=object)

@@ -247,12 +247,12 @@ class TableSegmentationModel:
                 final, self.families_ = splitter.labels_, dict(splitter.parents_)
         before_dissolving = None
         if p.dissolve_mixed and p.upstream_odds is not None and len(np.unique(final)) > 2:
-            before_dissolving = (final, dict(self.relabel_), list(self.clusterer_ids_), dict(self.families_))
+            kept = (final, dict(self.relabel_), list(self.clusterer_ids_), dict(self.families_))
             started = time.perf_counter()
-            final = self._dissolve_mixed(X[fit_rows], final)
+            dissolved = self._dissolve_mixed(X[fit_rows], final)
             self.timings_["dissolver_fit_s"] = round(time.perf_counter() - started, 2)
-            if not self.dissolve_summary_ or not self.dissolve_summary_["dissolved"]:
-                before_dissolving = None
+            if not np.array_equal(dissolved, final):
+                final, before_dissolving = dissolved, kept
 
         say("fitting the fast path (nearest neighbours in feature space)")
         self.neighbours_ = NearestNeighbors(n_neighbors=min(p.neighbours, len(fit_rows))).fit(X[fit_rows])
@@ -273,22 +273,19 @@ class TableSegmentationModel:
                 before_dissolving = None
                 if self.dissolve_summary_ is not None:
                     self.dissolve_summary_["undone_for_agreement"] = True
-                self._fit_serving(X, fit_rows, rest, final, noise)
-                rng.bit_generator.state = held_out
-                self.fast_path_agreement_, self.agreement_method_ = self._measure_agreement(X, fit_rows, rest, rng)
-                continue
-            # a split the two paths cannot serve alike is not kept: the newest goes first
-            undone = splits.pop()
-            say(f"fast path agrees on {self.fast_path_agreement_:.1%}: segment {undone['new_segment']} goes back "
-                f"into segment {undone['segment']}")
-            final = np.where(final == undone["new_segment"], undone["segment"], final)
-            self.families_.pop(undone["new_segment"], None)
+            else:
+                # a split the two paths cannot serve alike is not kept: the newest goes first
+                undone = splits.pop()
+                say(f"fast path agrees on {self.fast_path_agreement_:.1%}: segment {undone['new_segment']} goes "
+                    f"back into segment {undone['segment']}")
+                final = np.where(final == undone["new_segment"], undone["segment"], final)
+                self.families_.pop(undone["new_segment"], None)
+                if self.split_summary_ is not None:
+                    self.split_summary_["undone_for_agreement"] = [
+                        *self.split_summary_.get("undone_for_agreement", []), undone]
             self._fit_serving(X, fit_rows, rest, final, noise)
             rng.bit_generator.state = held_out
             self.fast_path_agreement_, self.agreement_method_ = self._measure_agreement(X, fit_rows, rest, rng)
-            if self.split_summary_ is not None:
-                self.split_summary_["undone_for_agreement"] = [*self.split_summary_.get("undone_for_agreement", []),
-                                                               undone]
         self.timings_["agreement_s"] = round(time.perf_counter() - started, 2)
         say(f"fast path agrees with the full path on {self.fast_path_agreement_:.1%} of held-out rows "
             f"({self.agreement_method_})")
@@ -306,11 +303,9 @@ class TableSegmentationModel:
         self.merge_summary_ = merger.describe(self.features_.block_names())
         if not merger.merged_into_:
             return final
-        into = merger.merged_into_
-        self.relabel_ = {raw: into.get(current, current) for raw, current in self.relabel_.items()}
-        self.clusterer_ids_ = [into.get(c, c) for c in self.clusterer_ids_]
+        self._answer_instead(merger.merged_into_)
         self.cluster_ids_ = sorted(set(self.clusterer_ids_))
-        self.fitted_labels_ = relabelled(self.fitted_labels_, into)
+        self.fitted_labels_ = relabelled(self.fitted_labels_, merger.merged_into_)
         self.embedding_sample_labels_ = self.fitted_labels_
         return merger.labels_
 
@@ -320,12 +315,15 @@ class TableSegmentationModel:
         took most of its rows, and the refining stage's columns place each row from there."""
         dissolver = MixedSegmentDissolver(self.features_.block_columns()).fit(X, final, set(self.families_.values()))
         self.dissolve_summary_ = dissolver.describe(self.features_.block_names())
-        into = dissolver.dissolved_
-        for segment in into:
+        for segment in dissolver.dissolved_:
             self.families_.pop(segment, None)
+        self._answer_instead(dissolver.dissolved_)
+        return dissolver.labels_
+
+    def _answer_instead(self, into: dict[int, int]) -> None:
+        """The clusterer's answers that were a segment now gone answer the segment it went into."""
         self.relabel_ = {raw: into.get(current, current) for raw, current in self.relabel_.items()}
         self.clusterer_ids_ = [into.get(c, c) for c in self.clusterer_ids_]
-        return dissolver.labels_
 
     def _fit_serving(self, X: np.ndarray, fit_rows: np.ndarray, rest: np.ndarray, final: np.ndarray,
                      noise: np.ndarray) -> None:
