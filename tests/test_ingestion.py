@@ -151,6 +151,16 @@ def test_blank_lines_are_ignored_but_row_numbers_stay_true():
     assert table.frame["Gender"].tolist() == ["Female", "Male", "Unknown", "Female"]
 
 
+@pytest.mark.parametrize("name", ["customers.csv", "customers_semicolon.csv"])
+def test_carriage_return_lines_read_as_unix_lines_do(name):
+    """Excel for Mac's "CSV (Macintosh)" ends every line with a carriage return alone."""
+    data = (DATA / name).read_bytes().replace(b"\r\n", b"\n")
+    unix = read_customer_file(data)
+    mac = read_customer_file(data.replace(b"\n", b"\r"))
+    pd.testing.assert_frame_equal(mac.frame, unix.frame)
+    assert mac.rows_received == unix.rows_received > 0
+
+
 def test_dates_written_every_way_mean_the_same_day():
     table = read("dates_text.xlsx")
     assert table.skipped_count == 0 and table.rows_received == 14

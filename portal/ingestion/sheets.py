@@ -122,7 +122,7 @@ def _csv_grids(data: bytes) -> Iterator[tuple[str | None, _Grid]]:
     text = decode(data)
     best: tuple[int, str, int] = (-1, ",", 1)
     for delimiter in CSV_DELIMITERS:
-        records = csv.reader(io.StringIO(text[:SNIFF_BYTES]), delimiter=delimiter)
+        records = csv.reader(io.StringIO(text[:SNIFF_BYTES], newline=""), delimiter=delimiter)
         head = [row for _, row in zip(range(HEADER_SEARCH_ROWS + 1), records)]
         header = _find_header(None, head)
         score = (1000 if header.complete() else 0) + len(header.positions) if header else 0
@@ -134,7 +134,7 @@ def _csv_grids(data: bytes) -> Iterator[tuple[str | None, _Grid]]:
     try:
         frame = pd.read_csv(io.StringIO(text), names=range(width), **options)
     except pd.errors.ParserError:  # a later row is wider than the top ones: read at the widest
-        widest = max(len(r) for r in csv.reader(io.StringIO(text), delimiter=delimiter))
+        widest = max(len(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
         frame = pd.read_csv(io.StringIO(text), names=range(widest), **options)
     yield None, frame
 
