@@ -86,6 +86,13 @@ def self_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def children_peak_mb() -> float:
+    """Peak resident memory of the largest child this process has waited for (the stability refit's)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 # -- data ---------------------------------------------------------------------------------------
 
 ALIASED_HEADERS = {"Customer ID": "cust_id", "Gender": "sex", "Loyalty Tier": "membership_level",

@@ -11,14 +11,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.base import clone
-from sklearn.metrics import adjusted_rand_score
 
 from portal.errors import MissingColumns, PortalError, TrainingError
 from portal.ingestion.roles import TableSchema, infer_schema
@@ -30,6 +28,7 @@ from portal.segmentation.metrics import metrics_of
 from portal.segmentation.segment_ids import SegmentIds, assign_stable_ids
 from portal.segmentation.table_model import TableParams, TableSegmentationModel
 from portal.segmentation.table_personas import build_table_personas
+from portal.segmentation.table_stability import StabilityRefit
 from portal.segmentation.training import data_fingerprint, write_personas
 
 log = logging.getLogger(__name__)
@@ -101,18 +100,6 @@ def read_training_table(path: Path, roles: dict[str, str] | None = None, exclude
                      rolled.record() if rolled else None)
 
 
-def stability(model: TableSegmentationModel, data: TableData) -> float:
-    """ARI between this fit's labels and those of a fit with another random seed (sample and layout)."""
-    seed = model.params.random_state + 1
-    reducer = clone(model.reducer)
-    if "random_state" in reducer.get_params():
-        reducer.set_params(random_state=seed)
-    other = TableSegmentationModel(data.schema, replace(model.params, random_state=seed), reducer=reducer,
-                                   clusterer=model.clusterer).fit(data.frame, lambda m: None, measure_agreement=False,
-                                                                  features=model.features_)
-    return round(float(adjusted_rand_score(model.labels_, other.labels_)), 4)
-
-
 def write_table_release(model: TableSegmentationModel, data: TableData, staging: Path, version: str,
                         extra: dict[str, Any] | None = None, ids: SegmentIds | None = None) -> dict[str, Any]:
     """Save every artifact of a fitted table model (relabelled with its stable ``ids``) into ``staging`` and
@@ -180,11 +167,18 @@ def fit_table_release(data: TableData, production_dir: Path, params: TableParams
     started = time.perf_counter() if started is None else started
     say(f"training on {len(data.frame):,} customers ({data.duplicates_dropped} duplicates dropped), "
         f"{len(data.schema.features)} feature columns")
-    model = TableSegmentationModel(data.schema, params).fit(data.frame, progress=say)
+    params = params or TableParams()
+    refit = StabilityRefit(data.schema, data.frame, params) if measure_stability else None
     extra: dict[str, Any] = {}
-    if measure_stability:
-        say("measuring stability: a second fit with another random seed")
-        extra["stability"] = stability(model, data)
+    try:
+        model = TableSegmentationModel(data.schema, params).fit(data.frame, progress=say)
+        if refit is not None:
+            say("measuring stability: a second fit with another random seed")
+            extra["stability"] = refit.ari(model)
+            say(f"second fit ran {refit.ran}")
+    finally:
+        if refit is not None:
+            refit.close()
     ids = assign_stable_ids(model, data.frame, production_dir, live, say)
     version = releases.new_version()
     staging = releases.new_staging_dir(production_dir)
