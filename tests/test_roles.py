@@ -157,3 +157,17 @@ def test_id_headers_ending_in_no_or_ref_are_identifiers_and_a_phone_number_is_pe
     assert roles == {"Client No": Role.IDENTIFIER, "AccountRef": Role.IDENTIFIER, "Phone Number": Role.PERSONAL,
                      "Balance": Role.NUMERIC}
     assert schema.identifier == "Client No"
+
+
+@pytest.mark.parametrize("dtype", [object, "string"])
+def test_numbers_read_alike_whatever_the_column_holds(dtype):
+    """Plain numbers take the direct parse; a column with any spreadsheet noise, a word or a yes/no cell is read
+    cell by cell with the noise removed (a TRUE cell is not the number 1)."""
+    from portal.ingestion.roles import numeric_values
+
+    plain = pd.Series([" 12 ", "1e3", "-4.5", None], dtype=dtype)
+    assert numeric_values(plain).tolist()[:3] == [12.0, 1000.0, -4.5] and np.isnan(numeric_values(plain).iloc[3])
+    noisy = pd.Series(["$1,234", "45 %", "twelve", None], dtype=dtype)
+    assert numeric_values(noisy).iloc[:2].tolist() == [1234.0, 45.0] and numeric_values(noisy).iloc[2:].isna().all()
+    if dtype is object:
+        assert numeric_values(pd.Series([True, "3"], dtype=object)).iloc[0] != 1.0

@@ -274,7 +274,7 @@ def numeric_values(values: pd.Series) -> pd.Series:
     """Numbers as spreadsheets hold them: '1,234', '$12.50', '45%' and blanks (NaN)."""
     if pd.api.types.is_numeric_dtype(values):
         return values.astype(float)
-    if isinstance(values.dtype, pd.StringDtype):
+    if isinstance(values.dtype, pd.StringDtype) or pd.api.types.infer_dtype(values, skipna=True) == "string":
         try:  # a column of plain numbers: removing the noise characters would change nothing
             return pd.to_numeric(values).astype(float)
         except (ValueError, TypeError):
