@@ -171,3 +171,49 @@ def test_numbers_read_alike_whatever_the_column_holds(dtype):
     assert numeric_values(noisy).iloc[:2].tolist() == [1234.0, 45.0] and numeric_values(noisy).iloc[2:].isna().all()
     if dtype is object:
         assert numeric_values(pd.Series([True, "3"], dtype=object)).iloc[0] != 1.0
+
+
+@pytest.mark.parametrize("values, comma", [
+    (["4.879,88", "256,52", "12,5", "1.234"], True),
+    (["1.234.567", "2.345", "980"], True),
+    (["1,234", "5,678", "910"], False),  # thousands or decimals: nothing tells, so the dot stays the decimal mark
+    (["1,234.50", "12.5", "7"], False),
+    ([*(f"{i},5 €" for i in range(30)), "4.25"], True),  # one stray English number does not flip the column
+    (["3,5", "4.25", "1.5", "2,75"], False),  # half and half: read as before
+])
+def test_decimal_commas_are_told_by_the_values_that_can_only_mean_them(values, comma):
+    from portal.ingestion.roles import writes_decimal_comma
+
+    assert writes_decimal_comma(pd.Series(values)) is comma
+
+
+def test_a_european_amount_column_is_numeric_with_decimal_commas_and_reads_as_written():
+    from portal.ingestion.roles import numeric_values
+
+    rng = np.random.default_rng(3)
+    amounts = rng.lognormal(6, 1.5, 300).round(2)
+    frame = pd.DataFrame({
+        "Umsatz (EUR)": [f"{a:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".") for a in amounts],
+        "Spend": [f"{a:,.2f}" for a in amounts],  # the same amounts written the English way
+        "Kanal": rng.choice(["Online", "Filiale"], 300)})
+    columns = {c.name: c for c in infer_schema(frame).columns}
+    assert columns["Umsatz (EUR)"].role == columns["Spend"].role == Role.NUMERIC
+    assert columns["Umsatz (EUR)"].decimal_comma and not columns["Spend"].decimal_comma
+    assert "decimal commas" in columns["Umsatz (EUR)"].reason
+    european = numeric_values(frame["Umsatz (EUR)"], decimal_comma=True)
+    assert np.allclose(european, amounts) and np.allclose(numeric_values(frame["Spend"]), amounts)
+    workbook = pd.Series([1234.5, "1.234,50", None], dtype=object)  # a workbook's number cells are numbers
+    assert numeric_values(workbook, decimal_comma=True).iloc[:2].tolist() == [1234.5, 1234.5]
+
+
+def test_a_release_pickled_before_a_column_setting_existed_loads_with_its_default():
+    import pickle
+
+    from portal.ingestion.roles import ColumnRole
+
+    column = ColumnRole(name="Spend", role=Role.NUMERIC, reason="numbers")
+    state = column.__getstate__()
+    del state["__dict__"]["decimal_comma"]  # as a release saved before the setting existed holds it
+    old = ColumnRole.__new__(ColumnRole)
+    old.__setstate__(state)
+    assert old.decimal_comma is False and pickle.loads(pickle.dumps(old)) == column

@@ -125,6 +125,13 @@ def test_a_kept_name_survives_small_trait_changes_but_not_large_ones() -> None:
     assert not keeps_name(before, _persona("East Value-seeking Newcomers", "Region: East", "Tenure: 3–6 years"))
 
 
+def test_a_kept_name_is_dropped_when_one_of_its_traits_now_points_the_other_way() -> None:
+    before = _persona("High Total Spend · Channel: Online", "Channel Online", "High Total Spend")
+    assert keeps_name(before, _persona("Channel: Online · Recent Last Purchase", "Channel Online", "High Total Spend",
+                                       "Recent Last Purchase"))
+    assert not keeps_name(before, _persona("Channel: Online · Low Total Spend", "Channel Online", "Low Total Spend"))
+
+
 def test_names_are_carried_unless_the_traits_changed_and_a_clashing_fresh_name_gets_its_id() -> None:
     ids = match_segments(_labels((0, 600), (1, 400)), _labels((1, 600), (0, 400)), [0, 1], next_id=2)
     ids.previous_personas = {1: _persona("Island-wide Established Regulars", "Tier: Gold"),

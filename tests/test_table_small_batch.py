@@ -116,3 +116,18 @@ def test_common_date_spellings_read_as_parse_dates_reads_them(month_first):
     written_day = datetime(2024, 1, 3) if month_first else datetime(2024, 3, 1)
     assert read_common_date("01/03/2024", month_first) == written_day
     assert read_common_date("1 Mar 2024", month_first) is None  # not a common spelling: pandas reads it
+
+
+def test_a_decimal_comma_column_reads_alike_alone_and_in_a_batch():
+    frame = _table(400, 4)
+    frame["Spend"] = [f"{v:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".") for v in frame["Spend"]]
+    schema = infer_schema(frame)
+    assert next(c for c in schema.features if c.name == "Spend").decimal_comma
+    european = TableFeatures(schema).fit(frame)
+    rows = frame.head(30).astype(object)
+    typed, _ = european.columns_.read(rows)
+    assert np.allclose(typed["Spend"].astype(float), _table(400, 4)["Spend"].head(30))
+    batch = european.encode(typed)
+    few = SmallBatchEncoder(european)
+    for row in range(len(rows)):
+        assert few.read(rows.iloc[[row]])[0][0].tobytes() == batch[row].tobytes()

@@ -89,6 +89,16 @@ class ColumnRole(BaseModel):
     #: ordinal: the values from lowest to highest; categorical: the values seen (most frequent first)
     values: list[str] = Field(default_factory=list)
     overridden: bool = False
+    #: numeric: the column writes decimals with a comma ("1.234,56", "3,5"), as European exports do
+    decimal_comma: bool = False
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A column pickled in a release saved before a field existed loads with that field's default."""
+        values = state.setdefault("__dict__", {})
+        for name, spec in type(self).model_fields.items():
+            if name not in values and not spec.is_required():
+                values[name] = spec.get_default(call_default_factory=True)
+        super().__setstate__(state)
 
 
 class TableSchema(BaseModel):
@@ -174,7 +184,8 @@ def _infer_column(name: str, values: pd.Series) -> ColumnRole:
     if personal:
         return role(Role.PERSONAL, personal)
     unique_share = distinct / len(text)
-    numbers = numeric_values(text)
+    decimal_comma = writes_decimal_comma(text)
+    numbers = numeric_values(text, decimal_comma)
     numeric_share = float(numbers.notna().mean())
     if distinct > 5 and _personal_header(name):  # before ids: a near-unique "Phone Number" is a phone number
         return role(Role.PERSONAL, "personal data by its name")
@@ -190,7 +201,9 @@ def _infer_column(name: str, values: pd.Series) -> ColumnRole:
     if numeric_share > 0.95:
         clean = numbers.dropna()
         is_year = bool(clean.between(1900, 2100).all() and (clean % 1 == 0).all())
-        return role(Role.NUMERIC, "numbers" + (" (years, kept as numbers)" if is_year else ""))
+        reason = "numbers" + (" (years, kept as numbers)" if is_year else "") + \
+            (" with decimal commas" if decimal_comma else "")
+        return ColumnRole(name=name, role=Role.NUMERIC, reason=reason, decimal_comma=decimal_comma)
     order = _known_order(lowered)
     if order is not None:
         spelled = {v.lower(): v for v in text.unique()}
@@ -257,8 +270,10 @@ def _as_role(inferred: ColumnRole, role: Role, values: pd.Series) -> ColumnRole:
     kept: list[str] = inferred.values
     if role in (Role.CATEGORICAL, Role.HIGH_CARDINALITY) and not kept:
         kept = [str(v) for v in values.dropna().astype(str).value_counts().index]
+    text = values.dropna().astype(str).str.strip()
     return ColumnRole(name=inferred.name, role=role, reason=f"set on request (inferred: {inferred.role.value}, "
-                      f"{inferred.reason})", values=kept, overridden=True)
+                      f"{inferred.reason})", values=kept, overridden=True,
+                      decimal_comma=role == Role.NUMERIC and writes_decimal_comma(text[text != ""]))
 
 
 def describe(schema: TableSchema) -> list[dict[str, Any]]:
@@ -268,12 +283,39 @@ def describe(schema: TableSchema) -> list[dict[str, Any]]:
 
 #: Characters a spreadsheet number may carry around its digits ('1,234', '$12.50', '45 %').
 NUMBER_NOISE = r"[,$€£¥%\s]"
+#: The same for a column written with decimal commas ('1.234,56 €', "1'234,5"): the dot groups thousands.
+DECIMAL_COMMA_NOISE = r"[.'$€£¥%\s]"
+#: A number whose last separator is a comma that cannot group thousands ('3,5', '1.234,56'), or whose dots do
+#: ('1.234.567', '12.345,6'); and the same with the separators' parts swapped.
+_COMMA_DECIMALS = re.compile(r"^[-+]?[\d.\s']*\d,(\d{1,2}|\d{4,})$|^[-+]?\d{1,3}(\.\d{3}){2,}$|"
+                             r"^[-+]?\d{1,3}(\.\d{3})+,\d+$")
+_DOT_DECIMALS = re.compile(r"^[-+]?[\d,\s']*\d\.(\d{1,2}|\d{4,})$|^[-+]?\d{1,3}(,\d{3}){2,}$|"
+                           r"^[-+]?\d{1,3}(,\d{3})+\.\d+$")
+#: Share of the telling values that must use commas: a stray English number does not flip a European column.
+DECIMAL_COMMA_SHARE = 0.9
 
 
-def numeric_values(values: pd.Series) -> pd.Series:
-    """Numbers as spreadsheets hold them: '1,234', '$12.50', '45%' and blanks (NaN)."""
+def writes_decimal_comma(text: pd.Series) -> bool:
+    """Whether a column's numbers are written with decimal commas, from the values that tell ('3,5', '4.879,88',
+    '1.234.567'); '1,234' alone could be either and tells nothing, so such a column keeps the dot."""
+    strings = pd.Series(text.unique()).astype(str).str.strip().str.replace(r"[$€£¥%]", "", regex=True).str.strip()
+    comma = int(strings.str.match(_COMMA_DECIMALS).sum())
+    dot = int(strings.str.match(_DOT_DECIMALS).sum())
+    return comma > 0 and comma >= DECIMAL_COMMA_SHARE * (comma + dot)
+
+
+def numeric_values(values: pd.Series, decimal_comma: bool = False) -> pd.Series:
+    """Numbers as spreadsheets hold them: '1,234', '$12.50', '45%' and blanks (NaN); with ``decimal_comma``,
+    as European exports write them ('1.234,56', '3,5 %')."""
     if pd.api.types.is_numeric_dtype(values):
         return values.astype(float)
+    if decimal_comma:  # text cells only: a workbook's real number cells are numbers already
+        real = pd.Series(False, index=values.index) if isinstance(values.dtype, pd.StringDtype) else \
+            values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).astype(bool)
+        text = values.where(~real).astype(str).str.replace(DECIMAL_COMMA_NOISE, "", regex=True)
+        out = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce").astype(float)
+        out[real] = values[real].astype(float)
+        return out
     if isinstance(values.dtype, pd.StringDtype) or pd.api.types.infer_dtype(values, skipna=True) == "string":
         try:  # a column of plain numbers: removing the noise characters would change nothing
             return pd.to_numeric(values).astype(float)
@@ -283,4 +325,4 @@ def numeric_values(values: pd.Series) -> pd.Series:
 
 
 __all__ = ["FEATURE_ROLES", "KNOWN_ORDERS", "NUMBER_NOISE", "ColumnRole", "Role", "TableSchema", "describe",
-           "infer_schema", "numeric_values"]
+           "infer_schema", "numeric_values", "writes_decimal_comma"]

@@ -117,13 +117,15 @@ def _pick(columns: list, preferred: re.Pattern[str]) -> str:
 def _amount(frame: pd.DataFrame, schema: TableSchema) -> tuple[str | None, pd.Series | None]:
     """The money per row: a sales/amount column, else quantity × unit price."""
     numeric = schema.of(Role.NUMERIC)
+    comma = {c.name: c.decimal_comma for c in numeric}
     quantity = [c.name for c in numeric if _QUANTITY_HEADERS.search(header_key(c.name))]
     price = [c.name for c in numeric if _UNIT_PRICE_HEADERS.search(header_key(c.name))]
     money = [c.name for c in numeric if _AMOUNT_HEADERS.search(header_key(c.name)) and c.name not in price]
     if money:
-        return money[0], numeric_values(frame[money[0]])
+        return money[0], numeric_values(frame[money[0]], comma[money[0]])
     if quantity and price:
-        return f"{quantity[0]} × {price[0]}", numeric_values(frame[quantity[0]]) * numeric_values(frame[price[0]])
+        return (f"{quantity[0]} × {price[0]}", numeric_values(frame[quantity[0]], comma[quantity[0]])
+                * numeric_values(frame[price[0]], comma[price[0]]))
     return None, None
 
 

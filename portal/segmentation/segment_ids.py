@@ -23,7 +23,8 @@ are reported as vanished with where their customers went.
 
 A kept segment's persona is recomputed, and it keeps its name unless its traits changed beyond
 ``TRAIT_OVERLAP``: the name is kept while at least half of the live persona's distinguishing traits (a
-column with its value or direction) are still among the new persona's.
+column with its value or direction) are still among the new persona's, and none of them now points the other
+way ("High Spend" then, "Low Spend" now).
 """
 
 from __future__ import annotations
@@ -210,15 +211,29 @@ def _trait_keys(persona: dict[str, Any]) -> set[str]:
     return {str(t.get("key") or t.get("trait")) for t in persona.get("distinguishing_traits", [])}
 
 
+#: Direction words of number, date and level traits ("High Annual Income", "Recent Last Purchase").
+_OPPOSITE = {"High": "Low", "Low": "High", "Higher": "Lower", "Lower": "Higher", "Recent": "Early", "Early": "Recent"}
+
+
+def _reversed(before: set[str], after: set[str]) -> bool:
+    """Whether a live trait now points the other way ("High Spend" was, "Low Spend" is)."""
+    for key in before - after:
+        word, _, column = key.partition(" ")
+        if word in _OPPOSITE and f"{_OPPOSITE[word]} {column}" in after:
+            return True
+    return False
+
+
 def keeps_name(previous: dict[str, Any], persona: dict[str, Any]) -> bool:
     """Whether a kept segment keeps its live name: its recomputed name is the same, or at least
-    ``TRAIT_OVERLAP`` of the live persona's distinguishing traits are still among the new ones."""
+    ``TRAIT_OVERLAP`` of the live persona's distinguishing traits are still among the new ones and none of them
+    now points the other way (a "High Spend" name on a segment that now spends less than the rest)."""
     if previous.get("name") == persona.get("name"):
         return True
-    before = _trait_keys(previous)
+    before, after = _trait_keys(previous), _trait_keys(persona)
     if not before:
         return True
-    return len(before & _trait_keys(persona)) >= TRAIT_OVERLAP * len(before)
+    return len(before & after) >= TRAIT_OVERLAP * len(before) and not _reversed(before, after)
 
 
 def used_ids(release_dir: Path) -> int:

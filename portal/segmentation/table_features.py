@@ -60,10 +60,11 @@ PROFILE_FROM_CATEGORIES = 10
 
 
 def read_numbers(values: pd.Series, role: Role, reference: pd.Timestamp | None,
-                 order: list[str] | None = None, month_first: bool | None = None) -> tuple[pd.Series, pd.Series]:
+                 order: list[str] | None = None, month_first: bool | None = None,
+                 decimal_comma: bool = False) -> tuple[pd.Series, pd.Series]:
     """One column as floats and the mask of cells that hold something unreadable (blanks are not)."""
     if role == Role.NUMERIC:
-        out = numeric_values(values)
+        out = numeric_values(values, decimal_comma)
         out[~np.isfinite(out) | (out.abs() > LARGEST_NUMBER)] = np.nan
         unread = out.isna()
         bad = pd.Series(False, index=values.index)
@@ -149,7 +150,7 @@ class SchemaColumns(TransformerMixin, BaseEstimator):
         """One feature column typed, and its unreadable cells."""
         if column.role in NUMBER_ROLES:
             return read_numbers(values, column.role, self.reference_date_, column.values,
-                                self.month_first_.get(column.name))
+                                self.month_first_.get(column.name), column.decimal_comma)
         text = stripped_text(values)
         return (text.where(text.notna() & (text != ""), MISSING).astype(object),
                 pd.Series(False, index=values.index))

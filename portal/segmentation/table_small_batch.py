@@ -141,6 +141,8 @@ class _ColumnReader:
     def _number(self, cell: Any, numeric_dtype: bool) -> tuple[float, bool]:
         """The typed value of one cell and whether it was blank."""
         if self.role == Role.NUMERIC:
+            if self.column.decimal_comma and isinstance(cell, str):
+                raise Uncommon  # '1.234,56': the column reader serves it
             return _number(cell, numeric_dtype), _text(cell) is None
         if self.role == Role.DATE:
             if self.reference is None:
