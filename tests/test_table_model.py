@@ -735,3 +735,20 @@ def test_a_list_of_another_population_on_a_learned_schema_fits_poorly_with_the_t
     assert fit["action"]["command"] == "flask --app app train --data FILE"
     assert fit["action"]["admin_call"]["form"] == {"upload_id": body["upload_id"]}
     assert set(fit["parts"]["distribution_distance"]["by_feature"]) >= {"Age", "Annual Income", "City"}
+
+
+def test_a_live_release_that_cannot_place_the_rows_costs_the_new_release_nothing_but_its_ids(
+        retail_release, retail_file, tmp_path, caplog):
+    """Matching segments to the live release is a comparison: when the live model cannot place the training
+    rows (here a column it reads is not among them), the new fit gets new ids and says why."""
+    from portal.segmentation.segment_ids import assign_stable_ids
+
+    release, _ = retail_release
+    frame = pd.read_csv(retail_file).head(400)
+    model = TableSegmentationModel(infer_schema(frame)).fit(frame, measure_agreement=False)
+    rows = frame.drop(columns=[model.schema.features[0].name])
+    with caplog.at_level(logging.WARNING):
+        ids = assign_stable_ids(model, rows, tmp_path, release)
+    assert ids.method == "none" and "could not place the training rows (KeyError)" in ids.reason
+    assert sorted(set(model.labels_.tolist()) - {-1}) == sorted(ids.mapping.values())
+    assert "KeyError" in caplog.text and model.schema.features[0].name not in caplog.text

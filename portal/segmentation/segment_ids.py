@@ -286,9 +286,17 @@ def assign_stable_ids(model: AnyModel, rows: pd.DataFrame, production_dir: Path,
                 ids = fresh_ids(model.labels_, next_id, f"the live release {live.version} reads another schema")
             else:
                 say(f"matching segments to the live release {live.version}")
-                previous = live.model.place(rows).cluster_id
-                ids = match_segments(model.labels_, previous, sorted(live.personas), next_id)
-                ids.compared_with, ids.previous_personas = live.version, live.personas
+                try:
+                    previous = live.model.place(rows).cluster_id
+                except Exception as exc:  # noqa: BLE001 - a comparison that fails must not cost the new release
+                    # the type only: a message could quote a customer's cell
+                    log.warning("the live release %s could not place the training rows (%s); segments get new ids",
+                                live.version, type(exc).__name__)
+                    ids = fresh_ids(model.labels_, next_id, f"the live release {live.version} could not place the "
+                                    f"training rows ({type(exc).__name__})")
+                else:
+                    ids = match_segments(model.labels_, previous, sorted(live.personas), next_id)
+                    ids.compared_with, ids.previous_personas = live.version, live.personas
     model.relabel(ids.mapping)
     if isinstance(getattr(model, "timings_", None), dict):
         model.timings_["segment_ids_s"] = round(time.perf_counter() - started, 2)
