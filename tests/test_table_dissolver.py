@@ -67,6 +67,23 @@ def test_a_segment_that_differs_from_one_other_in_a_single_column_stays():
     assert 3 not in dissolver.dissolved_
 
 
+def test_such_a_segment_stays_when_the_clusterer_added_members_of_another_group_to_it():
+    """Half of group 0 lives elsewhere, and the clusterer's segment of them also holds a third as many of group
+    1's members in group 1's own cities. Those members fit group 1 on every column, cities included: they do not
+    make the segment a mixture, and it differs from group 0 in its cities alone, so it stays."""
+    X, group, _ = _planted(3, strays=0.0)
+    rng = np.random.default_rng(3)
+    first = np.flatnonzero(group == 0)
+    moved = first[rng.random(len(first)) < 0.5]
+    X[moved, 5:15] = np.eye(10)[rng.integers(6, 10, len(moved))]
+    second = np.flatnonzero(group == 1)
+    added = rng.choice(second, size=int(0.4 * len(moved)), replace=False)  # 28% of the segment
+    segments = group.copy()
+    segments[moved] = segments[added] = 3
+    dissolver = MixedSegmentDissolver(BLOCKS).fit(X, segments)
+    assert 3 not in dissolver.dissolved_
+
+
 def test_segments_to_keep_are_not_dissolved():
     X, group, stray = _planted(4)
     segments = np.where(stray, 3, group)
