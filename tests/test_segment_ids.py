@@ -130,6 +130,11 @@ def test_a_kept_name_is_dropped_when_one_of_its_traits_now_points_the_other_way(
     assert keeps_name(before, _persona("Channel: Online · Recent Last Purchase", "Channel Online", "High Total Spend",
                                        "Recent Last Purchase"))
     assert not keeps_name(before, _persona("Channel: Online · Low Total Spend", "Channel Online", "Low Total Spend"))
+    # a name carried over an earlier release whose traits have since turned: the live persona already says
+    # "Low", and its carried name still says "High"
+    carried = _persona("High Total Spend · Channel: Online", "Channel Online", "Low Total Spend (EUR)")
+    assert not keeps_name(carried, _persona("Channel: Online · Low Total Spend", "Channel Online",
+                                            "Low Total Spend (EUR)"))
 
 
 def test_names_are_carried_unless_the_traits_changed_and_a_clashing_fresh_name_gets_its_id() -> None:

@@ -44,6 +44,7 @@ from portal.errors import ReleaseError
 from portal.segmentation import releases
 from portal.segmentation.model import SegmentationModel
 from portal.segmentation.table_model import TableSegmentationModel
+from portal.segmentation.table_personas import readable
 
 log = logging.getLogger(__name__)
 
@@ -224,13 +225,26 @@ def _reversed(before: set[str], after: set[str]) -> bool:
     return False
 
 
+def _contradicts(name: str, after: set[str]) -> bool:
+    """Whether a part of ``name`` says the opposite of a new trait ("High Spend" named, "Low Spend" found)."""
+    parts = {part.strip() for part in name.split("·")}
+    for key in after:
+        word, _, column = key.partition(" ")
+        if word in _OPPOSITE and f"{_OPPOSITE[word]} {readable(column)}" in parts:
+            return True
+    return False
+
+
 def keeps_name(previous: dict[str, Any], persona: dict[str, Any]) -> bool:
     """Whether a kept segment keeps its live name: its recomputed name is the same, or at least
-    ``TRAIT_OVERLAP`` of the live persona's distinguishing traits are still among the new ones and none of them
-    now points the other way (a "High Spend" name on a segment that now spends less than the rest)."""
+    ``TRAIT_OVERLAP`` of the live persona's distinguishing traits are still among the new ones, none of them
+    now points the other way and the name does not say the opposite of a new trait (a "High Spend" name on a
+    segment that now spends less than the rest)."""
     if previous.get("name") == persona.get("name"):
         return True
     before, after = _trait_keys(previous), _trait_keys(persona)
+    if _contradicts(str(previous.get("name", "")), after):
+        return False
     if not before:
         return True
     return len(before & after) >= TRAIT_OVERLAP * len(before) and not _reversed(before, after)
