@@ -217,3 +217,17 @@ def test_a_release_pickled_before_a_column_setting_existed_loads_with_its_defaul
     old = ColumnRole.__new__(ColumnRole)
     old.__setstate__(state)
     assert old.decimal_comma is False and pickle.loads(pickle.dumps(old)) == column
+
+
+def test_personal_headers_in_other_languages_and_compounds_are_personal():
+    rng = np.random.default_rng(8)
+    people = [f"Person {i}" for i in range(300)]
+    frame = pd.DataFrame({header: rng.choice(people, 600) for header in
+                          ("Vorname", "Kundenname", "E-Mail-Adresse", "Téléphone", "Prénom", "Straße", "Bemerkungen",
+                           "Apellidos", "Indirizzo", "Telefonnummer")})
+    frame["Smartphone Model"] = rng.choice([f"Model {i}" for i in range(8)], 600)
+    frame["Spend"] = rng.normal(100, 20, 600).round(2)
+    roles = roles_of(frame)
+    assert {name for name, role in roles.items() if role == Role.PERSONAL} == set(frame.columns) - {
+        "Smartphone Model", "Spend"}
+    assert roles["Smartphone Model"] == Role.CATEGORICAL and roles["Spend"] == Role.NUMERIC

@@ -10,6 +10,7 @@ and any of it can be overridden (``--role COLUMN=ROLE``, ``--exclude COLUMN``).
 from __future__ import annotations
 
 import re
+import unicodedata
 from enum import StrEnum
 from typing import Any
 
@@ -66,7 +67,18 @@ _PERSONAL_WORDS = frozenset({
     "name", "firstname", "lastname", "surname", "fullname", "givenname", "email", "mail", "phone", "mobile",
     "telephone", "tel", "handphone", "address", "street", "addr", "postcode", "postal", "zip", "zipcode",
     "latitude", "longitude", "lat", "lon", "lng", "latlong", "coordinates", "note", "notes", "remark", "remarks",
-    "comment", "comments", "reason", "feedback", "description", "nric", "passport", "ssn"})
+    "comment", "comments", "reason", "feedback", "description", "nric", "passport", "ssn",
+    # the same in the languages customer lists most often arrive in (German, French, Spanish, Portuguese,
+    # Italian, Dutch), accents folded
+    "vorname", "nachname", "telefon", "handy", "adresse", "strasse", "plz", "postleitzahl", "bemerkung",
+    "bemerkungen", "kommentar", "notiz", "notizen", "anmerkung", "anmerkungen", "nom", "prenom", "courriel",
+    "portable", "rue", "remarque", "remarques", "commentaire", "commentaires", "nombre", "apellido",
+    "apellidos", "correo", "telefono", "movil", "celular", "direccion", "calle", "observaciones", "comentario",
+    "comentarios", "notas", "nota", "sobrenome", "endereco", "morada", "cognome", "indirizzo", "naam",
+    "voornaam", "achternaam", "telefoon", "adres", "straat", "opmerking", "opmerkingen"})
+#: Parts of compound headers that mark personal data ("Kundenname", "E-Mail-Adresse", "Telefonnummer").
+_PERSONAL_PARTS = ("name", "mail", "telefon", "adress", "strasse", "bemerk", "kommentar", "notiz",
+                   "anmerk", "opmerk")
 _ID_HEADERS = re.compile(r"(^id$|id$|^id|number$|no$|nr$|num$|ref$|reference$|code$|uuid|key$)")
 _DATE_HEADERS = re.compile(r"(date|^dt|time|since|joined|signup|registered|created|lastpurchase|firstpurchase|"
                            r"lastorder|firstorder)")
@@ -236,9 +248,12 @@ def _personal_by_value(text: pd.Series) -> str | None:
 
 
 def _personal_header(name: str) -> bool:
-    """A header naming personal data (names, contact details, addresses, coordinates, notes)."""
-    words = set(re.findall(r"[a-z]+", str(name).lower()))
-    return bool(words & _PERSONAL_WORDS) or header_key(name) in _PERSONAL_WORDS
+    """A header naming personal data (names, contact details, addresses, coordinates, notes), in English or
+    another common language, as a word or as part of a compound ("Kundenname")."""
+    folded = "".join(c for c in unicodedata.normalize("NFKD", str(name).casefold()) if not unicodedata.combining(c))
+    words = set(re.findall(r"[a-z]+", folded))
+    key = header_key(folded)
+    return bool(words & _PERSONAL_WORDS) or key in _PERSONAL_WORDS or any(part in key for part in _PERSONAL_PARTS)
 
 
 def _looks_like_codes(text: pd.Series) -> bool:
