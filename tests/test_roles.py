@@ -231,3 +231,16 @@ def test_personal_headers_in_other_languages_and_compounds_are_personal():
     assert {name for name, role in roles.items() if role == Role.PERSONAL} == set(frame.columns) - {
         "Smartphone Model", "Spend"}
     assert roles["Smartphone Model"] == Role.CATEGORICAL and roles["Spend"] == Role.NUMERIC
+
+
+def test_accounting_negatives_are_negative_numbers():
+    from portal.ingestion.roles import numeric_values
+
+    english = pd.Series(["(1,234.00)", "($ 12.50)", " (3) ", "12", "(n/a)", None], dtype=object)
+    assert numeric_values(english).iloc[:4].tolist() == [-1234.0, -12.5, -3.0, 12.0]
+    assert numeric_values(english).iloc[4:].isna().all()
+    european = pd.Series(["(1.234,00)", "12,5"], dtype=object)
+    assert numeric_values(european, decimal_comma=True).tolist() == [-1234.0, 12.5]
+    balances = pd.DataFrame({"Balance": [f"({-v:,.2f})" if v < 0 else f"{v:,.2f}" for v in
+                                         np.random.default_rng(2).normal(0, 500, 200)]})
+    assert roles_of(balances)["Balance"] == Role.NUMERIC

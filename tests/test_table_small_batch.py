@@ -17,8 +17,9 @@ from portal.segmentation.table_small_batch import SMALL_BATCH_ROWS, SmallBatchEn
 
 #: Cells people type or files hold, per kind of column; each is dropped into random rows.
 ODD_CELLS = {
-    "number": [None, "", "   ", np.nan, "abc", "1,234", "$12.50", "45%", " 7 ", "1e5", "-0", "+3", ".5", "1e308",
-               "-1e31", 1e308, float("inf"), 500, -2.5, True, "12345678901234567890", "٣", pd.Timestamp("2024-01-01")],
+    "number": [None, "", "   ", np.nan, "abc", "1,234", "$12.50", "45%", "(1,234.00)", "($ 12.50)", " 7 ", "1e5",
+               "-0", "+3", ".5", "1e308", "-1e31", 1e308, float("inf"), 500, -2.5, True, "12345678901234567890",
+               "٣", pd.Timestamp("2024-01-01")],
     "date": [None, "", "2024-02-30", "2024-03-01", "2024/03/01", "01/03/2024", "13/01/2024", "01-03-2024",
              "01.03.2024", "2024-03-01 10:30", "2024-03-01T08:00:00Z", "March 1 2024", "1 Mar 2024", "20240301",
              "45000", 45000, 45000.5, "not a date", "1500-01-01", pd.Timestamp("2023-05-06 07:08:09"),

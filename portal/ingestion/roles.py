@@ -320,14 +320,14 @@ def writes_decimal_comma(text: pd.Series) -> bool:
 
 
 def numeric_values(values: pd.Series, decimal_comma: bool = False) -> pd.Series:
-    """Numbers as spreadsheets hold them: '1,234', '$12.50', '45%' and blanks (NaN); with ``decimal_comma``,
-    as European exports write them ('1.234,56', '3,5 %')."""
+    """Numbers as spreadsheets hold them: '1,234', '$12.50', '45%', accounting negatives '(1,234.00)' and blanks
+    (NaN); with ``decimal_comma``, as European exports write them ('1.234,56', '3,5 %')."""
     if pd.api.types.is_numeric_dtype(values):
         return values.astype(float)
     if decimal_comma:  # text cells only: a workbook's real number cells are numbers already
         real = pd.Series(False, index=values.index) if isinstance(values.dtype, pd.StringDtype) else \
             values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).astype(bool)
-        text = values.where(~real).astype(str).str.replace(DECIMAL_COMMA_NOISE, "", regex=True)
+        text = _negated(values.where(~real).astype(str)).str.replace(DECIMAL_COMMA_NOISE, "", regex=True)
         out = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce").astype(float)
         out[real] = values[real].astype(float)
         return out
@@ -336,7 +336,17 @@ def numeric_values(values: pd.Series, decimal_comma: bool = False) -> pd.Series:
             return pd.to_numeric(values).astype(float)
         except (ValueError, TypeError):
             pass
-    return pd.to_numeric(values.astype(str).str.replace(NUMBER_NOISE, "", regex=True), errors="coerce").astype(float)
+    text = _negated(values.astype(str)).str.replace(NUMBER_NOISE, "", regex=True)
+    return pd.to_numeric(text, errors="coerce").astype(float)
+
+
+#: An accounting negative: the number in brackets ('(1,234.00)', '($ 12.50)').
+_BRACKETED = r"^\s*\((.*)\)\s*$"
+
+
+def _negated(text: pd.Series) -> pd.Series:
+    """'(1,234.00)' as '-1,234.00', every other cell as it is."""
+    return text.str.replace(_BRACKETED, r"-\1", regex=True)
 
 
 __all__ = ["FEATURE_ROLES", "KNOWN_ORDERS", "NUMBER_NOISE", "ColumnRole", "Role", "TableSchema", "describe",
