@@ -176,10 +176,15 @@ def infer_schema(frame: pd.DataFrame, roles: dict[str, str] | None = None,
     return TableSchema(columns=columns)
 
 
+def _filled_text(values: pd.Series) -> pd.Series:
+    """The column's filled cells as stripped text."""
+    text = values.dropna().astype(str).str.strip()
+    return text[text != ""]
+
+
 def _infer_column(name: str, values: pd.Series) -> ColumnRole:
     header = header_key(name)
-    text = values.dropna().astype(str).str.strip()
-    text = text[text != ""]
+    text = _filled_text(values)
     filled = len(text) / max(len(values), 1)
     distinct = text.nunique()
 
@@ -285,10 +290,9 @@ def _as_role(inferred: ColumnRole, role: Role, values: pd.Series) -> ColumnRole:
     kept: list[str] = inferred.values
     if role in (Role.CATEGORICAL, Role.HIGH_CARDINALITY) and not kept:
         kept = [str(v) for v in values.dropna().astype(str).value_counts().index]
-    text = values.dropna().astype(str).str.strip()
     return ColumnRole(name=inferred.name, role=role, reason=f"set on request (inferred: {inferred.role.value}, "
                       f"{inferred.reason})", values=kept, overridden=True,
-                      decimal_comma=role == Role.NUMERIC and writes_decimal_comma(text[text != ""]))
+                      decimal_comma=role == Role.NUMERIC and writes_decimal_comma(_filled_text(values)))
 
 
 def describe(schema: TableSchema) -> list[dict[str, Any]]:
@@ -296,10 +300,12 @@ def describe(schema: TableSchema) -> list[dict[str, Any]]:
     return [{"column": c.name, "role": c.role.value, "reason": c.reason} for c in schema.columns]
 
 
+#: Currency and percent signs a spreadsheet number may carry ('$12.50', '45 %', '3,5 €').
+_SIGNS = "$€£¥%"
 #: Characters a spreadsheet number may carry around its digits ('1,234', '$12.50', '45 %').
-NUMBER_NOISE = r"[,$€£¥%\s]"
+NUMBER_NOISE = rf"[,{_SIGNS}\s]"
 #: The same for a column written with decimal commas ('1.234,56 €', "1'234,5"): the dot groups thousands.
-DECIMAL_COMMA_NOISE = r"[.'$€£¥%\s]"
+DECIMAL_COMMA_NOISE = rf"[.'{_SIGNS}\s]"
 #: A number whose last separator is a comma that cannot group thousands ('3,5', '1.234,56'), or whose dots do
 #: ('1.234.567', '12.345,6'); and the same with the separators' parts swapped.
 _COMMA_DECIMALS = re.compile(r"^[-+]?[\d.\s']*\d,(\d{1,2}|\d{4,})$|^[-+]?\d{1,3}(\.\d{3}){2,}$|"
@@ -313,7 +319,7 @@ DECIMAL_COMMA_SHARE = 0.9
 def writes_decimal_comma(text: pd.Series) -> bool:
     """Whether a column's numbers are written with decimal commas, from the values that tell ('3,5', '4.879,88',
     '1.234.567'); '1,234' alone could be either and tells nothing, so such a column keeps the dot."""
-    strings = pd.Series(text.unique()).astype(str).str.strip().str.replace(r"[$€£¥%]", "", regex=True).str.strip()
+    strings = pd.Series(text.unique()).astype(str).str.replace(rf"[{_SIGNS}]", "", regex=True).str.strip()
     comma = int(strings.str.match(_COMMA_DECIMALS).sum())
     dot = int(strings.str.match(_DOT_DECIMALS).sum())
     return comma > 0 and comma >= DECIMAL_COMMA_SHARE * (comma + dot)
@@ -325,19 +331,24 @@ def numeric_values(values: pd.Series, decimal_comma: bool = False) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
         return values.astype(float)
     if decimal_comma:  # text cells only: a workbook's real number cells are numbers already
-        real = pd.Series(False, index=values.index) if isinstance(values.dtype, pd.StringDtype) else \
+        real = pd.Series(False, index=values.index) if _all_text(values) else \
             values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).astype(bool)
         text = _negated(values.where(~real).astype(str)).str.replace(DECIMAL_COMMA_NOISE, "", regex=True)
         out = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce").astype(float)
         out[real] = values[real].astype(float)
         return out
-    if isinstance(values.dtype, pd.StringDtype) or pd.api.types.infer_dtype(values, skipna=True) == "string":
+    if _all_text(values):
         try:  # a column of plain numbers: removing the noise characters would change nothing
             return pd.to_numeric(values).astype(float)
         except (ValueError, TypeError):
             pass
     text = _negated(values.astype(str)).str.replace(NUMBER_NOISE, "", regex=True)
     return pd.to_numeric(text, errors="coerce").astype(float)
+
+
+def _all_text(values: pd.Series) -> bool:
+    """Every filled cell is text (a csv's columns; a workbook's text-only columns), found in one C pass."""
+    return isinstance(values.dtype, pd.StringDtype) or pd.api.types.infer_dtype(values, skipna=True) == "string"
 
 
 #: An accounting negative: the number in brackets ('(1,234.00)', '($ 12.50)').

@@ -129,14 +129,20 @@ def _csv_grids(data: bytes) -> Iterator[tuple[str | None, _Grid]]:
         if score > best[0]:
             best = (score, delimiter, max((len(r) for r in head), default=1))
     _, delimiter, width = best
-    options = {"sep": delimiter, "header": None, "dtype": str, "na_filter": False,
-               "skip_blank_lines": False, "engine": "c", "index_col": False}
     try:
-        frame = pd.read_csv(io.StringIO(text), names=range(width), **options)
+        frame = csv_cells(text, delimiter, width)
     except pd.errors.ParserError:  # a later row is wider than the top ones: read at the widest
         widest = max(len(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-        frame = pd.read_csv(io.StringIO(text), names=range(widest), **options)
+        frame = csv_cells(text, delimiter, widest)
     yield None, frame
+
+
+def csv_cells(text: str, delimiter: str, width: int | None = None) -> pd.DataFrame:
+    """Every cell of a csv as text ("" when empty, NaN past the end of a short record), one row per record with
+    blank lines kept, by pandas' C parser; ``width`` columns, else as many as the first record has (a wider
+    record then raises ``ParserError``)."""
+    return pd.read_csv(io.StringIO(text), sep=delimiter, header=None, names=range(width) if width else None,
+                       dtype=str, na_filter=False, skip_blank_lines=False, engine="c", index_col=False)
 
 
 def _pick_sheet(grids: Iterator[tuple[str | None, _Grid]]) -> tuple[Header, _Grid]:

@@ -216,23 +216,21 @@ def _trait_keys(persona: dict[str, Any]) -> set[str]:
 _OPPOSITE = {"High": "Low", "Low": "High", "Higher": "Lower", "Lower": "Higher", "Recent": "Early", "Early": "Recent"}
 
 
+def _flipped(key: str) -> tuple[str, str] | None:
+    """A direction trait's opposite word and its column ("High Spend" -> ("Low", "Spend")); None for others."""
+    word, _, column = key.partition(" ")
+    return (_OPPOSITE[word], column) if word in _OPPOSITE else None
+
+
 def _reversed(before: set[str], after: set[str]) -> bool:
     """Whether a live trait now points the other way ("High Spend" was, "Low Spend" is)."""
-    for key in before - after:
-        word, _, column = key.partition(" ")
-        if word in _OPPOSITE and f"{_OPPOSITE[word]} {column}" in after:
-            return True
-    return False
+    return any(f"{f[0]} {f[1]}" in after for key in before - after if (f := _flipped(key)))
 
 
 def _contradicts(name: str, after: set[str]) -> bool:
     """Whether a part of ``name`` says the opposite of a new trait ("High Spend" named, "Low Spend" found)."""
     parts = {part.strip() for part in name.split("·")}
-    for key in after:
-        word, _, column = key.partition(" ")
-        if word in _OPPOSITE and f"{_OPPOSITE[word]} {readable(column)}" in parts:
-            return True
-    return False
+    return any(f"{f[0]} {readable(f[1])}" in parts for key in after if (f := _flipped(key)))
 
 
 def keeps_name(previous: dict[str, Any], persona: dict[str, Any]) -> bool:
