@@ -86,6 +86,15 @@ def test_a_broken_new_release_keeps_the_old_one_serving(workspace: dict[str, Pat
     assert "encoder.pkl" in holder.error
 
 
+def test_until_the_first_load_finishes_the_reason_is_that_the_model_is_loading(workspace: dict[str, Path]) -> None:
+    """/health during a worker's first seconds says the model is loading, not that none was ever trained."""
+    holder = ModelHolder(workspace["model"])
+    live = releases.live_release_dir(workspace["model"])
+    assert holder.release is None and f"The model {live.name} is loading" in holder.error
+    assert "make train" not in holder.error
+    assert holder.reload_if_changed() and holder.error is None
+
+
 def test_no_release_means_503_with_the_command_to_build_one(tmp_path: Path) -> None:
     holder = ModelHolder(tmp_path / "model")
     assert not holder.reload_if_changed()

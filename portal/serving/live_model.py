@@ -30,6 +30,7 @@ MODEL_CLASSES: dict[str, type[SegmentationModel] | type[TableSegmentationModel]]
 
 log = logging.getLogger(__name__)
 NO_MODEL_HINT = "No model has been trained yet. Run `make train` (or `flask --app app train`) and retry."
+LOADING_HINT = "The model {version} is loading (it takes a few seconds after the service starts); retry shortly."
 
 
 @dataclass
@@ -119,7 +120,8 @@ class ModelHolder:
         self.persona_path = persona_path
         self.poll_interval_s = poll_interval_s
         self._release: LiveRelease | None = None
-        self._error: str | None = NO_MODEL_HINT
+        target = releases.live_release_dir(self.model_dir)
+        self._error: str | None = NO_MODEL_HINT if target is None else LOADING_HINT.format(version=target.name)
         self._warning: str | None = None
         self._pointer: Path | None = None
         self._first_load = threading.Event()
@@ -168,6 +170,8 @@ class ModelHolder:
                 return False
             self._pointer = target
             first = self._release is None
+            if first:
+                self._error = LOADING_HINT.format(version=target.name)
             started = time.perf_counter()
             warning = None
             try:
