@@ -79,18 +79,12 @@ def report(value: Any) -> None:
     print(RESULT_MARK + json.dumps(value, default=float), flush=True)
 
 
-def self_peak_mb() -> float:
-    """Peak resident memory of this process so far (ru_maxrss, Linux reports KiB)."""
+def self_peak_mb(children: bool = False) -> float:
+    """Peak resident memory of this process so far, or with ``children`` of the largest child it has waited
+    for (the stability refit's); ru_maxrss, which Linux reports in KiB."""
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def children_peak_mb() -> float:
-    """Peak resident memory of the largest child this process has waited for (the stability refit's)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- data ---------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from bench.common import (
     NEW_ROWS_SEED,
     Context,
     Table,
-    children_peak_mb,
     fmt,
     median,
     percentile,
@@ -100,7 +99,7 @@ def child_train(data: str, out: str) -> dict[str, Any]:
     peak = self_peak_mb()
     final = releases.publish_release(staging, production, manifest["version"])
     return {"release": str(final), "import_s": import_s, "train_s": train_s, "peak_mb": peak,
-            "refit_peak_mb": children_peak_mb(),
+            "refit_peak_mb": self_peak_mb(children=True),
             "features": len(data_read.schema.features), "columns": len(data_read.schema.columns),
             "timings": manifest["timings"], "metrics": manifest["metrics"],
             "release_mb": sum(p.stat().st_size for p in final.rglob("*") if p.is_file()) / 2**20}
