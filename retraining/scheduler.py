@@ -142,7 +142,7 @@ def launch_retraining(settings: Settings, unless_finished_since: datetime | None
     except BaseException:
         lock.release()
         raise
-    lock.hand_over()
+    lock.hand_over(while_alive=lambda: child.poll() is None)  # renewed here too while it runs
     threading.Thread(target=child.wait, name="retrain-reaper", daemon=True).start()
     log.info("retraining started in process %d", child.pid)
     return child.pid

@@ -54,7 +54,7 @@ class RunLock(Protocol):
 
     def release(self) -> None: ...
 
-    def hand_over(self) -> None: ...
+    def hand_over(self, while_alive: Callable[[], bool] | None = None) -> None: ...
 
     def is_locked_elsewhere(self) -> bool: ...
 
@@ -104,8 +104,9 @@ class FileLock:
             os.close(self._fd)
             self._fd = None
 
-    def hand_over(self) -> None:
-        """Close this process's descriptor without unlocking: a child that inherited it keeps the lock."""
+    def hand_over(self, while_alive: Callable[[], bool] | None = None) -> None:
+        """Close this process's descriptor without unlocking: a child that inherited it keeps the lock (it cannot
+        expire, so ``while_alive`` is not needed)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

@@ -3,6 +3,8 @@ fires, shared status and 409s, shared rate limits, and Redis outages. Real gunic
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +64,48 @@ def test_a_child_adopts_the_token_and_keeps_the_lease(redis_url) -> None:
     assert child.still_held() and not Lease(link, "t:run", ttl_s=1.0).acquire()
     child.release()
     assert not Lease(link, "t:run", ttl_s=1.0).is_locked_elsewhere()
+
+
+def test_a_handed_over_lease_outlives_a_slow_child_start_and_ends_with_the_child(redis_url, caplog) -> None:
+    link = RedisLink(redis_url, 0.5)
+    parent = Lease(link, "t:slow", ttl_s=1.0)
+    assert parent.acquire()
+    token = parent.token
+    child_running = threading.Event()
+    child_running.set()
+    parent.hand_over(while_alive=child_running.is_set)
+    assert parent.token is None and not parent.held
+    time.sleep(2.5)  # the child is still importing: two and a half TTLs before its first renewal
+    assert Lease(link, "t:slow", ttl_s=1.0).is_locked_elsewhere()
+    child = Lease(RedisLink(redis_url, 0.5), "t:slow", ttl_s=1.0, token=token)
+    with caplog.at_level(logging.WARNING, logger="portal.coordination.lease"):
+        assert child.acquire()
+        child.keep()
+        time.sleep(0.5)
+        child.release()  # the run ends; the parent's next renewal finds the lease gone and stops quietly
+        time.sleep(0.6)
+        other = Lease(link, "t:slow", ttl_s=1.0)
+        assert other.acquire()
+        time.sleep(0.6)  # still running in the parent, it cannot renew another holder's token
+        assert other.still_held() and other.token != token
+        other.release()
+    assert not [r for r in caplog.records if "lost" in r.getMessage()]
+
+
+def test_a_handed_over_lease_is_renewed_only_while_the_child_lives(redis_url) -> None:
+    link = RedisLink(redis_url, 0.5)
+    without, with_child = Lease(link, "t:plain", ttl_s=1.0), Lease(link, "t:child", ttl_s=1.0)
+    assert without.acquire() and with_child.acquire()
+    child_running = threading.Event()
+    child_running.set()
+    without.hand_over()
+    with_child.hand_over(while_alive=child_running.is_set)
+    time.sleep(1.3)
+    assert not Lease(link, "t:plain", ttl_s=1.0).is_locked_elsewhere()  # nobody renewed it
+    assert Lease(link, "t:child", ttl_s=1.0).is_locked_elsewhere()
+    child_running.clear()  # the child died without releasing: the lease expires within its TTL
+    time.sleep(1.6)
+    assert not Lease(link, "t:child", ttl_s=1.0).is_locked_elsewhere()
 
 
 def test_a_holder_that_cannot_reach_redis_gives_the_lease_up_before_it_expires(redis_server, redis_url) -> None:

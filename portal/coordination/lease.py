@@ -125,10 +125,34 @@ class Lease:
             return False
         return self.link.run(lambda _: self._lock.locked(), f"The lease {self.name}")
 
-    def hand_over(self) -> None:
-        """Stop renewing without releasing: a child process that adopted the token keeps it alive."""
+    def hand_over(self, while_alive: Callable[[], bool] | None = None) -> None:
+        """Stop renewing without releasing: a child process that adopted the token keeps it alive.
+
+        With ``while_alive``, a thread here also renews the token until that returns False: a child still
+        importing on a busy host may first renew after a short TTL has run out (a 4 s lease was lost that way
+        while four workers compiled numba). The same token renewed twice is harmless, and the renewal script
+        checks it, so this never extends anyone else's lease; once it is no longer ours (the child released it
+        or lost it), the thread ends quietly."""
         self._stop.set()
-        self._lock.local.token = None
+        token, self._lock.local.token = self._lock.local.token, None
+        if while_alive is None or token is None:
+            return
+        lock = self.link.client.lock(self.name, timeout=self.ttl_s, blocking=False, thread_local=False)
+        lock.local.token = token
+
+        def run() -> None:
+            while True:
+                time.sleep(self.renew_every_s)
+                if not while_alive():
+                    return
+                try:
+                    lock.reacquire()
+                except LockError:  # released by the child, or expired: no longer ours to renew
+                    return
+                except redis.RedisError as exc:
+                    self.link.failed(exc)
+
+        threading.Thread(target=run, name=f"lease-{self.name}-handed-over", daemon=True).start()
 
     def release(self) -> None:
         """Free the lease now (best effort: unreachable Redis lets it expire on its own)."""
