@@ -169,6 +169,9 @@ def test_a_fire_runs_once_whichever_hosts_fire_it(workspace, redis_url, monkeypa
         def wait(self) -> int:
             return 0
 
+        def poll(self) -> int | None:  # still running: the worker renews its lease until it is released or gone
+            return None
+
     monkeypatch.setattr(retrain_scheduler.subprocess, "Popen", Child)
     host_a, host_b = (_settings(workspace, redis_url, retrain_enabled=True) for _ in range(2))
     retrain_scheduler._scheduled_job(host_a)
@@ -216,6 +219,9 @@ def test_status_and_409_are_the_same_on_every_host(workspace, make_app, redis_ur
 
         def wait(self) -> int:
             return 0
+
+        def poll(self) -> int | None:  # still running: the worker renews its lease until it is released or gone
+            return None
 
     monkeypatch.setattr(retrain_scheduler.subprocess, "Popen", Child)
     host_a = make_app(admin_token=TOKEN, redis_url=redis_url).test_client()
