@@ -132,11 +132,11 @@ class ShareScaledHDBSCAN(ClusterMixin, BaseEstimator):
             fitted = LabelledHDBSCAN(min_cluster_size=self.min_cluster_size(len(X), share), min_samples=min_samples,
                                      cluster_selection_method=self.cluster_selection_method,
                                      prediction_data=True).fit(X)
-            fits.append((float(np.mean(fitted.labels_ < 0)) if len(X) else 0.0, share, fitted))
+            fits.append((float(np.mean(fitted.labels_ < 0)), share, fitted))
             if limit is None or fits[-1][0] <= limit:
                 break
-        _, share, self.hdbscan_ = fits[-1] if limit is None or fits[-1][0] <= limit else \
-            min(fits, key=lambda fit: fit[0])
+        # the first fit under the limit is the least noisy one (every fit before it was over); else the least noisy
+        _, share, self.hdbscan_ = min(fits, key=lambda fit: fit[0])
         #: what the shares came to on these rows (and the noise each share tried left), for the manifest
         self.fitted_sizes_: dict[str, Any] = {"min_cluster_size": self.min_cluster_size(len(X), share),
                                               "min_samples": min_samples}
